@@ -1,0 +1,3 @@
+"""No HTTP views: the benchmark only serves WebSockets."""
+
+urlpatterns: list = []

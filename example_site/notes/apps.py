@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class NotesConfig(AppConfig):
+    name = "notes"
+
+    def ready(self):
+        from . import signals  # noqa: F401 - connects the receivers

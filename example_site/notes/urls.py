@@ -1,0 +1,12 @@
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from . import views
+
+router = DefaultRouter()
+router.register("notes", views.NoteViewSet, basename="note")
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("api/", include(router.urls)),
+]

@@ -1,0 +1,129 @@
+"""DRF serializers: LiveSerializerMixin for live models, and the validation of client frames.
+
+The design choice: a sequential primary key never leaves the server. A serializer with the mixin
+renders the model's primary key, and every foreign key to another live model, as HashIDs, so a
+REST client holds exactly the id it subscribes with; and it names the channel-layer group of its
+instance, so custom code can send to the same subscribers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rest_framework import serializers
+
+from . import hashids
+
+
+def is_live(model: type | None) -> bool:
+    """Whether ``model`` inherits LiveModelMixin."""
+    from .models import LiveModelMixin  # models import DRF lazily; keep the cycle lazy here too
+
+    return isinstance(model, type) and issubclass(model, LiveModelMixin)
+
+
+class HashidField(serializers.Field):
+    """A live model's primary key, rendered as its HashID (read-only)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["read_only"] = True
+        super().__init__(**kwargs)
+
+    def get_attribute(self, instance: Any) -> Any:
+        return instance
+
+    def to_representation(self, value: Any) -> str:
+        return hashids.encode(type(value), value.pk)
+
+
+class HashidRelatedField(serializers.PrimaryKeyRelatedField):
+    """A relation to a live model, rendered and parsed as the related object's HashID."""
+
+    default_error_messages = {
+        "does_not_exist": "Invalid id - object does not exist.",
+        "incorrect_type": "Incorrect type. Expected a HashID string.",
+    }
+
+    def to_representation(self, value: Any) -> str:
+        model = self.get_queryset().model if self.queryset is not None else value.__class__
+        return hashids.encode(model, value.pk)
+
+    def to_internal_value(self, data: Any) -> Any:
+        queryset = self.get_queryset()
+        if not isinstance(data, str):
+            self.fail("incorrect_type")
+        pk = hashids.decode(queryset.model, data)
+        if pk is None:
+            self.fail("does_not_exist")
+        try:
+            return queryset.get(pk=pk)
+        except queryset.model.DoesNotExist:
+            self.fail("does_not_exist")
+
+
+class LiveSerializerMixin:
+    """For a ModelSerializer of a live model: HashIDs for keys, and the instance's group name."""
+
+    def build_field(
+        self, field_name: str, info: Any, model_class: type, nested_depth: int
+    ) -> tuple[type, dict[str, Any]]:
+        field_class, kwargs = super().build_field(field_name, info, model_class, nested_depth)  # type: ignore[misc]
+        if is_live(model_class) and field_name in ("pk", info.pk.name):
+            return HashidField, {}
+        return field_class, kwargs
+
+    def build_relational_field(self, field_name: str, relation_info: Any) -> tuple[type, dict[str, Any]]:
+        field_class, kwargs = super().build_relational_field(field_name, relation_info)  # type: ignore[misc]
+        if is_live(relation_info.related_model) and issubclass(field_class, serializers.PrimaryKeyRelatedField):
+            return HashidRelatedField, kwargs
+        return field_class, kwargs
+
+    def get_group_name(self, instance: Any = None) -> str:
+        """The channel-layer group of ``instance`` (default: this serializer's instance)."""
+        instance = self.instance if instance is None else instance  # type: ignore[attr-defined]
+        return instance.get_live_group_name()
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers instead of turning them into strings."""
+
+    default_error_messages = {"invalid": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class RequestIdField(serializers.Field):
+    """The client's correlation id: a string of up to 64 characters or a finite number."""
+
+    default_error_messages = {"invalid": "Must be a string of at most 64 characters or a number."}
+
+    def to_internal_value(self, data: Any) -> str | int | float:
+        if isinstance(data, bool) or not isinstance(data, (str, int, float)):
+            self.fail("invalid")
+        if isinstance(data, str) and len(data) > 64:
+            self.fail("invalid")
+        if isinstance(data, float) and not math.isfinite(data):
+            self.fail("invalid")
+        if isinstance(data, int) and abs(data) > 2**53:  # beyond what a JavaScript number keeps exact
+            self.fail("invalid")
+        return data
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class SubscriptionRequestSerializer(serializers.Serializer):
+    """One client frame: ``{"type": "subscribe"|"unsubscribe", "model", "id", "request_id"?}``."""
+
+    type = serializers.ChoiceField(
+        choices=["subscribe", "unsubscribe"],
+        default="subscribe",
+        error_messages={"invalid_choice": 'Unknown type; expected "subscribe" or "unsubscribe".'},
+    )
+    model = StrictCharField(max_length=100)
+    id = StrictCharField(max_length=64)
+    request_id = RequestIdField(required=False)

@@ -1,0 +1,43 @@
+"""A writer in its own process: the save that the e2e tests expect to reach browsers elsewhere.
+
+    python -m tests.e2e.writer HASHID=TITLE ...          # set titles
+    python -m tests.e2e.writer --rounds N HASHID ...      # titles "1".."N" on each note, round robin
+
+It exits as soon as the saves return: queued notifications go out from notify_kit's exit flush.
+"""
+
+import json
+import os
+import sys
+import time
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+django.setup()
+
+from tests.testapp.models import Note
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--rounds"]:
+        rounds, hashids = int(argv[1]), argv[2:]
+        notes = [Note.get_by_hashid(h) for h in hashids]
+        saves = [(note, str(i)) for i in range(1, rounds + 1) for note in notes]
+    else:
+        saves = []
+        for pair in argv:
+            hashid, title = pair.split("=", 1)
+            saves.append((Note.get_by_hashid(hashid), title))
+    durations = []
+    for note, title in saves:
+        note.title = title
+        started = time.perf_counter()
+        note.save()
+        durations.append(time.perf_counter() - started)
+    # One line for the tests: how long the saves took (they must not wait for the layer).
+    print(json.dumps({"saves": len(durations), "max_seconds": max(durations), "total_seconds": sum(durations)}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

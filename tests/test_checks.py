@@ -1,0 +1,290 @@
+"""notify_kit.checks: configuration mistakes reported by ``manage.py check``, each under its own id."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.apps import apps as global_apps
+from django.core.management import call_command
+from django.db import models
+from django.test.utils import isolate_apps
+
+from notify_kit.checks import check_channel_layer, check_live_models
+from notify_kit.conf import redis_host
+from notify_kit.models import LiveModelMixin
+from tests.testapp.models import Note
+
+REDIS = "channels_redis.core.RedisChannelLayer"
+
+
+def ids(messages):
+    return [message.id for message in messages]
+
+
+def redis_layers(*hosts, **config):
+    """CHANNEL_LAYERS with a channels_redis default layer on ``hosts`` (capacity fine unless given)."""
+    return {"default": {"BACKEND": REDIS, "CONFIG": {"hosts": list(hosts), "capacity": 1000, **config}}}
+
+
+def test_check_command_passes_for_the_test_project():
+    out = StringIO()
+    # fail_level=WARNING: a W001 from the test settings would fail this too.
+    call_command("check", fail_level="WARNING", stdout=out, stderr=StringIO())
+    assert "no issues" in out.getvalue()
+
+
+def test_checks_are_registered():
+    from django.core import checks
+
+    registered = checks.registry.registry.get_checks()
+    assert check_live_models in registered
+    assert check_channel_layer in registered
+
+
+def test_no_live_model_errors_for_the_test_models():
+    assert check_live_models() == []
+
+
+@pytest.fixture
+def isolated():
+    """A throwaway app registry for models defined inside a test."""
+    with isolate_apps("tests.testapp") as registry:
+        yield registry
+
+
+# E001: live_serializer cannot be imported
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "tests.testapp.serializers.MissingSerializer",  # the module exists, the class does not
+        "tests.testapp.no_such_module.NoteSerializer",
+        "NoteSerializer",  # not a dotted path at all
+    ],
+)
+def test_e001_unimportable_serializer(monkeypatch, path):
+    monkeypatch.setattr(Note, "live_serializer", path)
+    errors = check_live_models()
+    assert ids(errors) == ["notify_kit.E001"]
+    assert errors[0].obj is Note
+    assert path in errors[0].msg
+    assert errors[0].hint
+
+
+def test_e001_not_reported_for_a_serializer_class(monkeypatch):
+    from tests.testapp.serializers import NoteSerializer
+
+    monkeypatch.setattr(Note, "live_serializer", NoteSerializer)
+    assert check_live_models() == []
+
+
+def test_e001_fails_the_check_command(monkeypatch):
+    from django.core.management.base import SystemCheckError
+
+    monkeypatch.setattr(Note, "live_serializer", "tests.testapp.serializers.MissingSerializer")
+    with pytest.raises(SystemCheckError, match=r"notify_kit\.E001"):
+        call_command("check", stdout=StringIO(), stderr=StringIO())
+
+
+def test_e001_on_an_isolated_model(isolated):
+    class Broken(LiveModelMixin, models.Model):
+        name = models.CharField(max_length=10)
+        live_serializer = "tests.testapp.serializers.DoesNotExist"
+
+        class Meta:
+            app_label = "testapp"
+
+    configs = isolated.get_app_configs()
+    errors = check_live_models(app_configs=configs)
+    assert ids(errors) == ["notify_kit.E001"]
+    assert errors[0].obj is Broken
+
+
+def test_only_the_requested_apps_are_checked(monkeypatch):
+    # `manage.py check auth` must not report testapp's models.
+    monkeypatch.setattr(Note, "live_serializer", "tests.testapp.serializers.MissingSerializer")
+    assert check_live_models(app_configs=[global_apps.get_app_config("auth")]) == []
+    assert ids(check_live_models(app_configs=[global_apps.get_app_config("testapp")])) == ["notify_kit.E001"]
+
+
+# E002: no channel layer under the alias notify_kit uses
+
+
+def test_e002_alias_missing_from_channel_layers(settings):
+    settings.CHANNEL_LAYERS = {"other": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    errors = check_channel_layer()
+    assert ids(errors) == ["notify_kit.E002"]
+    assert "'default'" in errors[0].msg
+    assert "CHANNEL_LAYERS" in errors[0].hint
+
+
+def test_e002_no_channel_layers_at_all(settings):
+    del settings.CHANNEL_LAYERS
+    assert ids(check_channel_layer()) == ["notify_kit.E002"]
+
+
+def test_e002_names_the_configured_alias(settings):
+    settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "CHANNEL_LAYER": "live"}
+    errors = check_channel_layer()
+    assert ids(errors) == ["notify_kit.E002"]
+    assert "'live'" in errors[0].msg
+    settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, "live": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert check_channel_layer() == []
+
+
+# E003: a primary key HashIDs cannot encode
+
+
+def test_e003_char_primary_key(isolated):
+    class Slugged(LiveModelMixin, models.Model):
+        slug = models.CharField(max_length=20, primary_key=True)
+        name = models.CharField(max_length=10)
+
+        class Meta:
+            app_label = "testapp"
+
+    class Numbered(LiveModelMixin, models.Model):
+        name = models.CharField(max_length=10)
+
+        class Meta:
+            app_label = "testapp"
+
+    errors = check_live_models(app_configs=isolated.get_app_configs())
+    assert ids(errors) == ["notify_kit.E003"]
+    assert errors[0].obj is Slugged
+    assert "CharField" in errors[0].msg
+
+
+def test_e003_follows_a_one_to_one_primary_key(isolated):
+    class Coded(models.Model):
+        code = models.CharField(max_length=20, primary_key=True)
+
+        class Meta:
+            app_label = "testapp"
+
+    class Extension(LiveModelMixin, models.Model):
+        coded = models.OneToOneField(Coded, primary_key=True, on_delete=models.CASCADE)
+
+        class Meta:
+            app_label = "testapp"
+
+    errors = check_live_models(app_configs=isolated.get_app_configs())
+    assert ids(errors) == ["notify_kit.E003"]
+    assert errors[0].obj is Extension
+    assert "CharField" in errors[0].msg
+
+
+def test_e003_not_reported_for_a_child_of_a_live_model(isolated):
+    # Multi-table inheritance: the child's primary key is the one-to-one link to its parent's
+    # integer key, which HashIDs encode just as well.
+    class Parent(LiveModelMixin, models.Model):
+        name = models.CharField(max_length=10)
+
+        class Meta:
+            app_label = "testapp"
+
+    class Child(Parent):
+        extra = models.CharField(max_length=10)
+
+        class Meta:
+            app_label = "testapp"
+
+    assert check_live_models(app_configs=isolated.get_app_configs()) == []
+
+
+# E004: tracker settings that cannot work
+
+
+def test_e004_access_field_not_tracked(monkeypatch):
+    monkeypatch.setattr(Note, "live_access_fields", ("owner", "views"))
+    errors = check_live_models()
+    assert ids(errors) == ["notify_kit.E004"]
+    assert errors[0].obj is Note
+    assert "views" in errors[0].msg
+    assert "owner" not in errors[0].msg
+
+
+def test_e004_live_tracker_is_not_a_field_tracker(monkeypatch):
+    monkeypatch.setattr(Note, "live_tracker", "objects")
+    errors = check_live_models()
+    assert ids(errors) == ["notify_kit.E004"]
+    assert "'objects'" in errors[0].msg
+
+
+# W001: redis-py socket timeouts that kill idle consumers
+
+
+def test_w001_socket_timeout_of_five_seconds(settings):
+    settings.CHANNEL_LAYERS = redis_layers({"address": "redis://127.0.0.1:6379/0", "socket_timeout": 5})
+    warnings = check_channel_layer()
+    assert ids(warnings) == ["notify_kit.W001"]
+    assert "redis_host" in warnings[0].hint
+
+
+def test_w001_plain_string_host_uses_redis_py_default(settings):
+    from redis._defaults import DEFAULT_SOCKET_TIMEOUT
+
+    assert DEFAULT_SOCKET_TIMEOUT == 5  # redis-py 8; the check exists because of it
+    settings.CHANNEL_LAYERS = redis_layers("redis://127.0.0.1:6379/0")
+    assert ids(check_channel_layer()) == ["notify_kit.W001"]
+
+
+def test_w001_one_warning_per_bad_host(settings):
+    settings.CHANNEL_LAYERS = redis_layers(
+        "redis://a:6379/0", redis_host("redis://b:6379/0"), {"address": "redis://c:6379/0", "socket_timeout": 2}
+    )
+    assert ids(check_channel_layer()) == ["notify_kit.W001", "notify_kit.W001"]
+
+
+def test_w001_no_hosts_means_the_default_connection(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS, "CONFIG": {"capacity": 1000}}}
+    assert ids(check_channel_layer()) == ["notify_kit.W001"]
+
+
+def test_w001_pubsub_layer_is_checked_too(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": ["redis://x"]}}
+    }
+    assert ids(check_channel_layer()) == ["notify_kit.W001"]
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        redis_host("redis://127.0.0.1:6379/0"),
+        {"address": "redis://127.0.0.1:6379/0", "socket_timeout": 30},
+        {"address": "redis://127.0.0.1:6379/0", "socket_timeout": None},  # no timeout at all
+    ],
+)
+def test_w001_not_reported_for_a_long_enough_timeout(settings, host):
+    settings.CHANNEL_LAYERS = redis_layers(host)
+    assert check_channel_layer() == []
+
+
+def test_w001_not_reported_for_other_backends(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    assert check_channel_layer() == []
+
+
+def test_w001_does_not_fail_the_check_command(settings):
+    settings.CHANNEL_LAYERS = redis_layers("redis://127.0.0.1:6379/0")
+    err = StringIO()
+    call_command("check", stdout=StringIO(), stderr=err)
+    assert "notify_kit.W001" in err.getvalue()
+
+
+# W002: channels-redis capacity low enough to drop notifications silently
+
+
+def test_w002_default_capacity(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": REDIS, "CONFIG": {"hosts": [redis_host("redis://x:6379/0")]}}}
+    warnings = check_channel_layer()
+    assert ids(warnings) == ["notify_kit.W002"]
+    assert "capacity" in warnings[0].hint
+
+
+def test_w002_not_for_a_capacity_of_1000(settings):
+    settings.CHANNEL_LAYERS = redis_layers(redis_host("redis://x:6379/0"), capacity=1000)
+    assert ids(check_channel_layer()) == []
