@@ -101,6 +101,13 @@ class Event:
         self.coalesced += 1 + newer.coalesced
         return True
 
+    def copy(self) -> Event:
+        """An independent copy (the sender folds into it for one receiver only)."""
+        twin = Event(self.label, self.hashid, deleted=self.deleted, data=self.data, changed=self.changed,
+                     recheck=self.recheck)  # fmt: skip
+        twin.coalesced = self.coalesced
+        return twin
+
     def to_message(self) -> dict[str, Any]:
         """The channel-layer message: the frame encoded once, for every subscriber."""
         message = {"type": notifications.EVENT_TYPE, "model": self.label, "id": self.hashid, "text": self.render()}

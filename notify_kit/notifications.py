@@ -7,6 +7,12 @@ event loop, which keeps the layer's connection pool warm and sends in order per 
 hand-off never blocks and never raises, so a notification can never fail or slow a user's write;
 failures are logged once per outage on the ``notify_kit`` logger.
 
+What queues up while a batch is on its way goes out as the next batch. On channels-redis a batch
+costs two pipelined round trips whatever its size (read the groups, then one script per group),
+where ``group_send`` costs three per message; and a server process whose queue is full is not
+skipped silently, as ``group_send`` does, but owed the object's latest event until it has room
+(see ``_Backlog``): the final state of an object always reaches every subscriber.
+
 The in-memory layer is the one exception: its queues belong to the event loop its consumers run
 on and are not thread-safe, so sync sends for it are scheduled onto that loop instead (it is a
 single-process layer for development and tests anyway).
@@ -38,8 +44,6 @@ RECHECK_TYPE = "notify.recheck"
 
 _GROUP_PREFIX = "notify_kit."
 _MAX_GROUP_LENGTH = 99  # Channels rejects group names of 100 characters or more.
-# How many groups one sender drains at once: bounds the layer connections it may open.
-_CONCURRENT_GROUPS = 32
 # While the layer is failing, one send per interval probes it; the rest are dropped at once
 # rather than each waiting out a connection timeout and piling up behind it.
 _PROBE_INTERVAL = 1.0
@@ -47,6 +51,13 @@ _OVERFLOW_LOG_INTERVAL = 10.0
 # A woken sender waits this long before draining what sync callers queued, so that a burst of
 # saves costs one wake-up of its thread (and one GIL hand-off) instead of one per save.
 _BATCH_DELAY = 0.001
+# Most messages one pipelined batch carries: enough to amortise the round trips of a burst,
+# few enough that one batch cannot hold the loop for long.
+_MAX_BATCH = 256
+# A full receiver is retried after _RETRY_FIRST seconds, doubling up to _RETRY_MAX while it
+# stays full: retrying at once would only be refused again.
+_RETRY_FIRST = 0.02
+_RETRY_MAX = 1.0
 
 
 class Coalescable(Protocol):
@@ -58,13 +69,22 @@ class Coalescable(Protocol):
     def to_message(self) -> dict[str, Any]:
         """The channel-layer message, built when the item is finally sent."""
 
+    def copy(self) -> Coalescable:
+        """An independent copy: folding into it must leave the original alone."""
+
 
 # Counters since the process started (read with stats()); written on the sender loops only.
-_stats = {"sent": 0, "failed": 0, "coalesced": 0}
+_stats = {"sent": 0, "failed": 0, "coalesced": 0, "deferred": 0}
 
 
 def stats() -> dict[str, int]:
-    """How many sync sends went out, failed or were folded into a later one for the same group."""
+    """Counters of sync sends since the process started.
+
+    ``sent``/``failed``: messages handed to the layer or lost to a layer error; ``coalesced``:
+    updates folded into a later one of the same object; ``deferred``: deliveries a full
+    receiver refused and that were kept to retry; ``dropped``: lost for good (layer down,
+    MAX_PENDING exceeded, a receiver full for longer than the layer's expiry).
+    """
     return {**_stats, "dropped": _health.dropped}
 
 
@@ -100,21 +120,21 @@ class _LayerHealth:
         self.failing = False
         self.dropped = 0
         self._last_attempt = 0.0
-        self._overflow_unlogged = 0
-        self._overflow_logged_at = -_OVERFLOW_LOG_INTERVAL
+        self._overflow_unlogged: dict[str, int] = {}
+        self._overflow_logged_at: dict[str, float] = {}
 
-    def should_attempt(self) -> bool:
+    def should_attempt(self, count: int = 1) -> bool:
         """While failing, allow one probing send per interval; drop the others at once."""
         with self._lock:
             if not self.failing or time.monotonic() - self._last_attempt >= _PROBE_INTERVAL:
                 self._last_attempt = time.monotonic()
                 return True
-            self.dropped += 1
+            self.dropped += count
             return False
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException, count: int = 1) -> None:
         with self._lock:
-            self.dropped += 1
+            self.dropped += count
             first = not self.failing
             self.failing = True
         if first:
@@ -132,17 +152,18 @@ class _LayerHealth:
             dropped, self.dropped, self.failing = self.dropped, 0, False
         logger.warning("notify_kit: the channel layer is back; %d notifications were dropped.", dropped)
 
-    def dropped_overflow(self, count: int) -> None:
+    def dropped_overflow(self, count: int, reason: str = "more than MAX_PENDING were queued") -> None:
         # Sustained overflow would otherwise log once per dropped notification: log at most once
-        # per _OVERFLOW_LOG_INTERVAL, with how many were dropped since the last line.
+        # per _OVERFLOW_LOG_INTERVAL and reason, with how many were dropped since the last line.
         with self._lock:
             self.dropped += count
-            self._overflow_unlogged += count
+            self._overflow_unlogged[reason] = self._overflow_unlogged.get(reason, 0) + count
             now = time.monotonic()
-            if now - self._overflow_logged_at < _OVERFLOW_LOG_INTERVAL:
+            if now - self._overflow_logged_at.get(reason, float("-inf")) < _OVERFLOW_LOG_INTERVAL:
                 return
-            unlogged, self._overflow_unlogged, self._overflow_logged_at = self._overflow_unlogged, 0, now
-        logger.warning("notify_kit: %d notifications dropped: more than MAX_PENDING were queued.", unlogged)
+            unlogged = self._overflow_unlogged.pop(reason)
+            self._overflow_logged_at[reason] = now
+        logger.warning("notify_kit: %d notifications dropped: %s.", unlogged, reason)
 
 
 _health = _LayerHealth()
@@ -164,17 +185,250 @@ async def _guarded_send(alias: str, group: str, message: dict[str, Any]) -> bool
     return True
 
 
+def _message(item: Any) -> dict[str, Any]:
+    return item.to_message() if hasattr(item, "to_message") else item
+
+
+def _folded(item: Any) -> int:
+    """How many updates a message stands for (itself plus what it absorbed)."""
+    return 1 + int(getattr(item, "coalesced", 0) or 0)
+
+
+class _Backlog:
+    """Deliveries a full receiver refused, waiting for room: at most one per (group, receiver).
+
+    channels-redis keeps one queue per server process, bounded by ``capacity``, and refuses a
+    group message to a process whose queue is full. Its own ``group_send`` drops that message
+    silently, and because it is always the *newest* message that is refused, a burst can leave
+    subscribers on a stale state for good. notify_kit keeps the refused event instead, folds
+    later events of the same object into it, and retries that process alone until it has room:
+    the final state always arrives, and the frame counts what was folded (``coalesced``).
+    """
+
+    def __init__(self) -> None:
+        # group -> receiver key -> (the folded event still owed, when it was first refused)
+        self.waiting: dict[str, dict[str, tuple[Any, float]]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.waiting)
+
+    def take(self, group: str) -> dict[str, tuple[Any, float]]:
+        return self.waiting.pop(group, {})
+
+    def keep(self, group: str, key: str, item: Any, since: float) -> None:
+        self.waiting.setdefault(group, {})[key] = (item, since)
+
+
+# channels-redis' group_send Lua, changed in two ways: a process queue takes this batch's
+# messages for it in order and stops at the first it has no room for (so nothing newer
+# overtakes a refused message), and it reports which one that was instead of dropping it.
+# KEYS: receiver keys of one group on one Redis host. ARGV: first score, expiry, then per key:
+# capacity, n, its n messages. Returns per key the 1-based index of the first refused, or 0.
+_GROUP_SEND_LUA = """
+local score, expiry = tonumber(ARGV[1]), tonumber(ARGV[2])
+local at = 3
+local refused = {}
+for i = 1, #KEYS do
+    local capacity, n = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, math.floor(score) - expiry)
+    local first = 0
+    for j = 1, n do
+        if redis.call('ZCARD', KEYS[i]) < capacity then
+            redis.call('ZADD', KEYS[i], score + j * 0.000001, ARGV[at + 1 + j])
+        else
+            first = j
+            break
+        end
+    end
+    if first ~= 1 then
+        redis.call('EXPIRE', KEYS[i], expiry)
+    end
+    refused[i] = first
+    at = at + 2 + n
+end
+return refused
+"""
+
+_redis_layer_class: Any = None
+_last_score = 0.0
+
+
+def _is_plain_channels_redis(layer: Any) -> bool:
+    """The channels-redis core layer with its own group_send (not a subclass that changed it)."""
+    global _redis_layer_class
+    if _redis_layer_class is None:
+        try:
+            from channels_redis.core import RedisChannelLayer
+        except ImportError:
+            _redis_layer_class = False
+        else:
+            _redis_layer_class = RedisChannelLayer
+    return bool(_redis_layer_class) and type(layer).group_send is _redis_layer_class.group_send
+
+
+async def _redis_members(layer: Any, groups: list[str], now: float) -> dict[str, list[str]]:
+    """Every group's channels in one pipelined round trip per Redis host, as group_send reads them."""
+    by_host: dict[int, list[str]] = {}
+    for group in groups:
+        by_host.setdefault(layer.consistent_hash(group), []).append(group)
+    members: dict[str, list[str]] = {}
+    for index, names in by_host.items():
+        pipe = layer.connection(index).pipeline(transaction=False)
+        for group in names:
+            key = layer._group_key(group)
+            pipe.zremrangebyscore(key, min=0, max=int(now) - layer.group_expiry)
+            pipe.zrange(key, 0, -1)
+        results = await pipe.execute()
+        for group, channels in zip(names, results[1::2], strict=True):
+            members[group] = [channel.decode("utf8") for channel in channels]
+    return members
+
+
+async def _redis_deliver(layer: Any, items: list[tuple[str, Any]], backlog: _Backlog) -> None:
+    """Send a batch (and the backlog) through channels-redis in two pipelined round trips."""
+    global _last_score
+    now = time.time()
+    sequences: dict[str, list[Any]] = {}
+    for group, item in items:
+        sequences.setdefault(group, []).append(item)
+    for group in list(backlog.waiting):
+        sequences.setdefault(group, [])
+    members = await _redis_members(layer, list(sequences), now)
+
+    # Scores keep each receiver's messages in send order across batches; within a batch the
+    # script adds j microseconds to the j-th message of a key.
+    score = max(now, _last_score + 0.000001)
+    longest = 0
+    # host -> [(group, keys, args, [first refused at, *sequence] per key)]
+    calls: dict[int, list[tuple[str, list[str], list[Any], list[list[Any]]]]] = {}
+    built: dict[int, dict[str, Any]] = {}  # one to_message() per item, shared by its receivers
+    for group, new in sequences.items():
+        new = _buildable(new, built, group)
+        receivers: dict[str, list[str]] = {}
+        for channel in members[group]:
+            receivers.setdefault(layer.prefix + layer.non_local_name(channel), []).append(channel)
+        owed = backlog.take(group)
+        by_host: dict[int, tuple[list[str], list[Any], list[list[Any]]]] = {}
+        for key, channels in receivers.items():
+            sequence: list[Any] = list(new)
+            since = now
+            if key in owed:
+                held, since = owed[key]
+                if now - since > layer.expiry:
+                    # channels-redis would expire it unread by now anyway: give up, counted.
+                    _health.dropped_overflow(_folded(held), "a receiver stayed full")
+                    since = now
+                else:
+                    rest: list[Any] = []
+                    for item in new:  # fold in order; once one cannot fold, the rest follow it
+                        if not rest and held.absorb(item):
+                            _stats["coalesced"] += 1
+                            continue
+                        rest.append(item)
+                    sequence = [held, *rest]
+                    built[id(held)] = held.to_message()
+            if not sequence:
+                continue
+            host = layer.consistent_hash(layer.non_local_name(channels[0]))
+            keys, args, sent = by_host.setdefault(host, ([], [], []))
+            keys.append(key)
+            args += [layer.get_capacity(channels[0]), len(sequence)]
+            args += [layer.serialize({**built[id(item)], "__asgi_channel__": channels}) for item in sequence]
+            sent.append([since, *sequence])
+            longest = max(longest, len(sequence))
+        for host, (keys, args, sent) in by_host.items():
+            calls.setdefault(host, []).append((group, keys, args, sent))
+    _last_score = score + longest * 0.000001
+
+    for index, host_calls in calls.items():
+        pipe = layer.connection(index).pipeline(transaction=False)
+        for _group, keys, args, _sent in host_calls:
+            pipe.eval(_GROUP_SEND_LUA, len(keys), *keys, repr(score), layer.expiry, *args)
+        results = await pipe.execute()
+        for (group, keys, _args, sent), refused in zip(host_calls, results, strict=True):
+            for key, first, (since, *sequence) in zip(keys, refused, sent, strict=True):
+                if first:
+                    _owe(backlog, group, key, sequence[first - 1 :], since)
+
+
+def _buildable(items: list[Any], built: dict[int, dict[str, Any]], group: str) -> list[Any]:
+    """The items whose message can be built (built once, into ``built``); a bad one is logged and skipped."""
+    good = []
+    for item in items:
+        try:
+            built[id(item)] = _message(item)
+        except Exception:  # one bad item must not stall its group
+            logger.exception("notify_kit: could not build a notification for %s", group)
+            continue
+        good.append(item)
+    return good
+
+
+def _owe(backlog: _Backlog, group: str, key: str, unsent: list[Any], since: float) -> None:
+    """Keep what a full receiver refused as one folded event, to retry when it has room."""
+    held = None
+    for item in unsent:
+        if held is not None and held.absorb(item):
+            _stats["coalesced"] += 1
+        elif hasattr(item, "absorb"):
+            if held is not None:  # cannot fold (a delete came first): the older one is lost
+                _health.dropped_overflow(_folded(held), "receiver full")
+            held = item.copy()
+        else:  # a plain message cannot be folded and is not retried
+            _health.dropped_overflow(1, "receiver full")
+    if held is not None:
+        _stats["deferred"] += 1
+        backlog.keep(group, key, held, since)
+
+
+async def _send_each(layer: Any, items: list[tuple[str, Any]]) -> None:
+    """Any other layer: its own group_send, in order per group, groups side by side."""
+    chains: dict[str, list[Any]] = {}
+    for group, item in items:
+        chains.setdefault(group, []).append(item)
+
+    async def chain(group: str, messages: list[Any]) -> None:
+        built: dict[int, dict[str, Any]] = {}
+        for item in _buildable(messages, built, group):
+            await layer.group_send(group, built[id(item)])
+
+    await asyncio.gather(*(chain(group, messages) for group, messages in chains.items()))
+
+
+async def _deliver(alias: str, items: list[tuple[str, Any]], backlog: _Backlog) -> None:
+    """Send one batch for one layer alias; log instead of raising (never fails a write)."""
+    if not _health.should_attempt(len(items)):
+        _stats["failed"] += len(items)
+        return
+    try:
+        layer = _layer(alias)
+        async with asyncio.timeout(float(settings.SEND_TIMEOUT)):
+            if _is_plain_channels_redis(layer):
+                await _redis_deliver(layer, items, backlog)
+            else:
+                await _send_each(layer, items)
+    except Exception as exc:  # noqa: BLE001 - a notification must never fail its caller
+        _health.failed(exc, len(items))
+        _stats["failed"] += len(items)
+        return
+    _health.succeeded()
+    _stats["sent"] += len(items)
+
+
 class _Sender:
-    """Sends queued messages on one event loop, one task per busy group so each group stays in order."""
+    """Sends queued messages on one event loop, in pipelined batches, in order per group."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         # Producers append here from any thread; the loop moves items to per-group queues.
         self._inbox: deque[tuple[str, str, Any]] = deque()
         self._wake_scheduled = False
-        self._queues: dict[tuple[str, str], deque[Any]] = {}  # loop thread only
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._semaphore: asyncio.Semaphore | None = None
+        # Loop thread only from here on.
+        self._queues: dict[tuple[str, str], deque[Any]] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self._backlogs: dict[str, _Backlog] = {}
+        self._retry_handle: asyncio.TimerHandle | None = None
+        self._retry_round = 0
         self._pending = 0
         self._lock = threading.Lock()
 
@@ -204,9 +458,9 @@ class _Sender:
                     self._inbox.clear()
                     self._wake_scheduled = False
 
-    def _done(self) -> None:
+    def _done(self, count: int = 1) -> None:
         with self._lock:
-            self._pending -= 1
+            self._pending -= count
 
     def _drain_inbox(self) -> None:
         with self._lock:
@@ -215,57 +469,99 @@ class _Sender:
             self._wake_scheduled = False
         for alias, group, message in items:
             self._enqueue(alias, group, message)
+        self._start()
 
     def _enqueue(self, alias: str, group: str, message: Any) -> None:
         key = (alias, group)
         queue = self._queues.get(key)
-        if queue is not None:
-            # A drain task for this group is running and will pick it up. Only when the sender
-            # is really behind on this group (COALESCE_AFTER messages already waiting) may a
-            # Coalescable fold the newer one into the last waiting one: one message with the
-            # latest state beats a growing backlog, and below that every update goes out.
-            if (
-                len(queue) >= int(settings.COALESCE_AFTER)
-                and hasattr(queue[-1], "absorb")
-                and queue[-1].absorb(message)
-            ):
-                _stats["coalesced"] += 1
-                self._done()
-                return
-            queue.append(message)
+        if queue is None:
+            self._queues[key] = deque([message])
             return
-        self._queues[key] = deque([message])
-        task = self.loop.create_task(self._drain(key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # Only when the sender is really behind on this group (COALESCE_AFTER messages already
+        # waiting) may a Coalescable fold the newer one into the last waiting one: one message
+        # with the latest state beats a growing backlog, and below that every update goes out.
+        if len(queue) >= int(settings.COALESCE_AFTER) and hasattr(queue[-1], "absorb") and queue[-1].absorb(message):
+            _stats["coalesced"] += 1
+            self._done()
+            return
+        queue.append(message)
 
-    async def _drain(self, key: tuple[str, str]) -> None:
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(_CONCURRENT_GROUPS)
-        queue = self._queues[key]
-        try:
-            async with self._semaphore:
-                while queue:
-                    item = queue.popleft()
-                    try:
-                        message = item.to_message() if hasattr(item, "to_message") else item
-                        sent = await _guarded_send(key[0], key[1], message)
-                        _stats["sent" if sent else "failed"] += 1
-                    except Exception:  # one bad item must not stall its group
-                        logger.exception("notify_kit: could not build a notification for %s", key[1])
-                    finally:
-                        self._done()
-        finally:
-            # No await between the last empty check and this delete, so a message enqueued
-            # after it starts a fresh task instead of landing in a forgotten deque.
-            del self._queues[key]
+    def _start(self) -> None:
+        if self._runner is None or self._runner.done():
+            self._runner = self.loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        # One batch in flight at a time: what queues up meanwhile goes out in the next batch,
+        # so a burst costs a few pipelined round trips instead of several per message.
+        while self._queues:
+            batch = self._take_batch()
+            by_alias: dict[str, list[tuple[str, Any]]] = {}
+            for alias, group, item in batch:
+                by_alias.setdefault(alias, []).append((group, item))
+            for alias, items in by_alias.items():
+                try:
+                    await _deliver(alias, items, self._backlog(alias))
+                except Exception:  # a bug here must not kill the sender for good
+                    logger.exception("notify_kit: could not send %d notifications", len(items))
+                finally:
+                    self._done(len(items))
+        self._schedule_retry()
+
+    def _take_batch(self) -> list[tuple[str, str, Any]]:
+        """Up to _MAX_BATCH items, shared fairly between groups, each group's in order."""
+        share = max(1, _MAX_BATCH // len(self._queues))
+        batch: list[tuple[str, str, Any]] = []
+        for key in list(self._queues):
+            queue = self._queues.pop(key)
+            for _ in range(min(share, len(queue))):
+                batch.append((key[0], key[1], queue.popleft()))
+            if queue:  # the rest goes to the back: one busy group cannot starve the others
+                self._queues[key] = queue
+        return batch
+
+    def _backlog(self, alias: str) -> _Backlog:
+        backlog = self._backlogs.get(alias)
+        if backlog is None:
+            backlog = self._backlogs[alias] = _Backlog()
+        return backlog
+
+    def _schedule_retry(self) -> None:
+        waiting = [alias for alias, backlog in self._backlogs.items() if backlog]
+        if not waiting:
+            self._retry_round = 0
+            return
+        if self._retry_handle is not None and not self._retry_handle.cancelled():
+            return
+        # Back off while the receivers stay full: retrying at once would only be refused again.
+        delay = min(_RETRY_MAX, _RETRY_FIRST * 2**self._retry_round)
+        self._retry_round += 1
+        self._retry_handle = self.loop.call_later(delay, self._retry)
+
+    def _retry(self) -> None:
+        self._retry_handle = None
+        if self._runner is not None and not self._runner.done():
+            return  # the running batch schedules the next retry when it ends
+        self._runner = self.loop.create_task(self._resend())
+
+    async def _resend(self) -> None:
+        for alias, backlog in list(self._backlogs.items()):
+            if backlog:
+                try:
+                    await _deliver(alias, [], backlog)
+                except Exception:
+                    logger.exception("notify_kit: could not resend waiting notifications")
+        if self._queues:
+            await self._run()
+        else:
+            self._schedule_retry()
 
     async def _idle(self) -> None:
         # Items still waiting out _BATCH_DELAY were submitted too: drain them now, or an exit
         # flush would return before they are even queued and they would die with the process.
+        # Deliveries waiting for room in a full receiver (the backlog) are not waited for.
         self._drain_inbox()
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._runner is not None and not self._runner.done():
+            await asyncio.wait([self._runner])
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted before this call is sent. Returns False on timeout."""
@@ -365,6 +661,10 @@ def flush(timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     senders = [s for s in (_background.current(),) if s is not None]
     with _local_lock:
+        # The loop of a consumer that has gone (a finished test, a stopped server) runs nothing
+        # more: what it still held cannot go out, and must not make every later flush fail.
+        for stale in [known for known in _local_senders if known.is_closed()]:
+            del _local_senders[stale]
         senders += list(_local_senders.values())
     ok = True
     for sender in senders:

@@ -12,6 +12,7 @@ import copy
 import json
 import logging
 import re
+import threading
 import time
 
 import pytest
@@ -155,11 +156,10 @@ async def test_flush_returns_true_once_everything_is_sent(layer, roomy_layers):
 
 
 async def test_flush_returns_false_on_timeout(layer, monkeypatch):
-    async def slow_send(alias, group, message):
+    async def slow_deliver(alias, items, backlog):
         await asyncio.sleep(0.3)
-        return True
 
-    monkeypatch.setattr(notifications, "_guarded_send", slow_send)
+    monkeypatch.setattr(notifications, "_deliver", slow_deliver)
     async with Listener() as listener:
         await asyncio.to_thread(notifications.send, listener.group, event("slow"))
         assert await asyncio.to_thread(notifications.flush, 0.05) is False
@@ -169,12 +169,12 @@ async def test_flush_returns_false_on_timeout(layer, monkeypatch):
 async def test_aflush_waits_from_async_code(layer, monkeypatch):
     sent = []
 
-    async def slow_send(alias, group, message):
-        await asyncio.sleep(0.05)
-        sent.append(message["text"])
-        return True
+    async def slow_deliver(alias, items, backlog):
+        for _group, message in items:
+            await asyncio.sleep(0.05)
+            sent.append(message["text"])
 
-    monkeypatch.setattr(notifications, "_guarded_send", slow_send)
+    monkeypatch.setattr(notifications, "_deliver", slow_deliver)
     async with Listener() as listener:
         await asyncio.to_thread(notifications.send, listener.group, event("a"))
         await asyncio.to_thread(notifications.send, listener.group, event("b"))
@@ -336,15 +336,15 @@ async def test_redis_outage_keeps_writes_and_recovers(redis_layer, settings, fas
 
 async def test_max_pending_overflow_is_counted_and_logged(layer, settings, monkeypatch, caplog):
     settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "MAX_PENDING": 5}
-    monkeypatch.setattr(notifications._health, "_overflow_logged_at", -1e9)
+    monkeypatch.setattr(notifications._health, "_overflow_logged_at", {})
     sent = []
 
-    async def slow_send(alias, group, message):
-        await asyncio.sleep(0.05)  # far longer than queueing 12 messages takes
-        sent.append(message["text"])
-        return True
+    async def slow_deliver(alias, items, backlog):
+        for _group, message in items:
+            await asyncio.sleep(0.05)  # far longer than queueing 12 messages takes
+            sent.append(message["text"])
 
-    monkeypatch.setattr(notifications, "_guarded_send", slow_send)
+    monkeypatch.setattr(notifications, "_deliver", slow_deliver)
     async with Listener() as listener:
 
         def burst():
@@ -382,39 +382,94 @@ async def test_flush_includes_sends_still_waiting_for_the_batch_wakeup(layer):
 
 async def test_updates_fold_only_when_the_sender_is_behind(layer, settings, monkeypatch):
     """Below COALESCE_AFTER waiting updates every one goes out; beyond it they fold, counted, final state kept."""
+    from notify_kit.changes import Event
 
     settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "COALESCE_AFTER": 3}
     frames = []
-    real_send = notifications._guarded_send
+    gate = threading.Event()
+    real_deliver = notifications._deliver
 
-    async def slow_send(alias, group, message):
-        await asyncio.sleep(0.05)  # the sender falls behind a burst
-        frames.append(json.loads(message["text"]))
-        return await real_send(alias, group, message)
+    async def held_deliver(alias, items, backlog):
+        # The first batch waits at the gate (off the loop), so what is sent meanwhile queues up.
+        await asyncio.get_running_loop().run_in_executor(None, gate.wait, 5)
+        frames.extend(json.loads(item.to_message()["text"]) for _group, item in items)
+        await real_deliver(alias, items, backlog)
 
-    monkeypatch.setattr(notifications, "_guarded_send", slow_send)
-    async with Listener("notify_kit.testapp.note.fold"):  # a consumer, so the in-memory layer sends
-        await _burst_and_check(frames)
-
-
-async def _burst_and_check(frames):
-    from notify_kit.changes import Event
-
-    def burst(count):
-        for index in range(1, count + 1):
+    def burst(first, last):
+        for index in range(first, last + 1):
             data = {"title": str(index)}
             notifications.send("notify_kit.testapp.note.fold", Event("testapp.note", "fold", deleted=False, data=data,
                                                                      changed={f"f{index}"}, recheck=False))  # fmt: skip
 
-    await asyncio.to_thread(burst, 3)
-    assert await asyncio.to_thread(notifications.flush, 5)
-    assert [f["data"]["title"] for f in frames] == ["1", "2", "3"]  # a short burst: nothing folded
-    assert all("coalesced" not in f for f in frames)
+    monkeypatch.setattr(notifications, "_deliver", held_deliver)
+    async with Listener("notify_kit.testapp.note.fold"):  # a consumer, so the in-memory layer sends
+        gate.set()
+        await asyncio.to_thread(burst, 1, 3)
+        assert await asyncio.to_thread(notifications.flush, 5)
+        assert [f["data"]["title"] for f in frames] == ["1", "2", "3"]  # nothing waits: nothing folds
+        assert all("coalesced" not in f for f in frames)
 
-    frames.clear()
-    await asyncio.to_thread(burst, 10)
-    assert await asyncio.to_thread(notifications.flush, 5)
+        frames.clear()
+        gate.clear()
+        await asyncio.to_thread(burst, 1, 1)
+        await asyncio.sleep(0.1)  # the first batch is now held at the gate
+        await asyncio.to_thread(burst, 2, 12)
+        gate.set()
+        assert await asyncio.to_thread(notifications.flush, 5)
+
     titles = [f["data"]["title"] for f in frames]
-    assert titles[-1] == "10"  # the final state always goes out
-    assert len(titles) < 10 and sum(f.get("coalesced", 0) for f in frames) == 10 - len(titles)
-    assert set().union(*(f["changed"] for f in frames)) == {f"f{i}" for i in range(1, 11)}
+    # 1 was on its way; 2 and 3 queued; 4 was the third waiting, so 5..12 folded into it.
+    assert titles == ["1", "2", "3", "12"]
+    assert [f.get("coalesced", 0) for f in frames] == [0, 0, 0, 8]
+    assert frames[-1]["changed"] == sorted(f"f{i}" for i in range(4, 13))
+    assert notifications.stats()["coalesced"] >= 8
+
+
+# A full receiver (channels-redis)
+
+
+def note_event(index, deleted=False):
+    from notify_kit.changes import Event
+
+    return Event("testapp.note", "full", deleted=deleted, data=None if deleted else {"title": str(index)},
+                 changed=set() if deleted else {f"f{index}"}, recheck=False)  # fmt: skip
+
+
+@pytest.fixture
+def tiny_redis_capacity(redis_layer, settings):
+    """Server-process queues of two messages: the third message to a process finds it full."""
+    settings.CHANNEL_LAYERS = layers_with(capacity=2)
+
+
+async def test_a_full_receiver_is_owed_the_final_state(tiny_redis_capacity):
+    # channels-redis' own group_send would drop updates 3..10 here, the final state with them.
+    async with Listener("notify_kit.testapp.note.full") as listener:
+        await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(1, 11)])
+        assert await asyncio.to_thread(notifications.flush, 5)
+        assert notifications.stats()["deferred"] >= 1
+        frames = [json.loads((await listener.receive())["text"]) for _ in range(3)]
+        await listener.nothing(0.3)
+    assert [f["data"]["title"] for f in frames] == ["1", "2", "10"]
+    assert [f.get("coalesced", 0) for f in frames] == [0, 0, 7]
+    assert frames[-1]["changed"] == sorted(f"f{i}" for i in range(3, 11))
+
+
+async def test_a_full_receiver_keeps_its_order(tiny_redis_capacity):
+    # Updates sent after a refusal fold into the owed event instead of overtaking it.
+    async with Listener("notify_kit.testapp.note.full") as listener:
+        await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(1, 4)])
+        assert await asyncio.to_thread(notifications.flush, 5)
+        await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(4, 6)])
+        assert await asyncio.to_thread(notifications.flush, 5)
+        frames = [json.loads((await listener.receive())["text"]) for _ in range(3)]
+        await listener.nothing(0.3)
+        # Room again: the next event goes out as itself.
+        await asyncio.to_thread(notifications.send, listener.group, note_event(6, deleted=True))
+        frames.append(json.loads((await listener.receive())["text"]))
+    assert [(f["type"], f.get("data", {}).get("title"), f.get("coalesced", 0)) for f in frames] == [
+        ("updated", "1", 0),
+        ("updated", "2", 0),
+        ("updated", "5", 2),
+        ("deleted", None, 0),
+    ]
+    assert frames[2]["changed"] == ["f3", "f4", "f5"]
