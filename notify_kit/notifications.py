@@ -28,6 +28,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -58,6 +59,10 @@ _MAX_BATCH = 256
 # stays full: retrying at once would only be refused again.
 _RETRY_FIRST = 0.02
 _RETRY_MAX = 1.0
+# How long past SEND_TIMEOUT a batch may still take before the sender stops waiting for it.
+_ABANDON_GRACE = 1.0
+# A flush stops waiting for full receivers that have taken nothing owed for this long.
+_STALLED = 1.0
 
 
 class Coalescable(Protocol):
@@ -208,6 +213,9 @@ class _Backlog:
     def __init__(self) -> None:
         # group -> receiver key -> (the folded event still owed, when it was first refused)
         self.waiting: dict[str, dict[str, tuple[Any, float]]] = {}
+        # When a receiver last took an owed event (time.monotonic()): a flush waits for the
+        # backlog only while receivers keep taking from it.
+        self.progress_at = time.monotonic()
 
     def __bool__(self) -> bool:
         return bool(self.waiting)
@@ -291,8 +299,9 @@ async def _redis_deliver(layer: Any, items: list[tuple[str, Any]], backlog: _Bac
     sequences: dict[str, list[Any]] = {}
     for group, item in items:
         sequences.setdefault(group, []).append(item)
-    for group in list(backlog.waiting):
-        sequences.setdefault(group, [])
+    if not items:  # a retry round: every group still owed to a full receiver
+        for group in list(backlog.waiting):
+            sequences.setdefault(group, [])
     members = await _redis_members(layer, list(sequences), now)
 
     # Scores keep each receiver's messages in send order across batches; within a batch the
@@ -311,7 +320,7 @@ async def _redis_deliver(layer: Any, items: list[tuple[str, Any]], backlog: _Bac
         by_host: dict[int, tuple[list[str], list[Any], list[list[Any]]]] = {}
         for key, channels in receivers.items():
             sequence: list[Any] = list(new)
-            since = now
+            since, owed_first = now, False
             if key in owed:
                 held, since = owed[key]
                 if now - since > layer.expiry:
@@ -325,7 +334,7 @@ async def _redis_deliver(layer: Any, items: list[tuple[str, Any]], backlog: _Bac
                             _stats["coalesced"] += 1
                             continue
                         rest.append(item)
-                    sequence = [held, *rest]
+                    sequence, owed_first = [held, *rest], True
                     built[id(held)] = held.to_message()
             if not sequence:
                 continue
@@ -334,7 +343,7 @@ async def _redis_deliver(layer: Any, items: list[tuple[str, Any]], backlog: _Bac
             keys.append(key)
             args += [layer.get_capacity(channels[0]), len(sequence)]
             args += [layer.serialize({**built[id(item)], "__asgi_channel__": channels}) for item in sequence]
-            sent.append([since, *sequence])
+            sent.append([since, owed_first, *sequence])
             longest = max(longest, len(sequence))
         for host, (keys, args, sent) in by_host.items():
             calls.setdefault(host, []).append((group, keys, args, sent))
@@ -346,7 +355,9 @@ async def _redis_deliver(layer: Any, items: list[tuple[str, Any]], backlog: _Bac
             pipe.eval(_GROUP_SEND_LUA, len(keys), *keys, repr(score), layer.expiry, *args)
         results = await pipe.execute()
         for (group, keys, _args, sent), refused in zip(host_calls, results, strict=True):
-            for key, first, (since, *sequence) in zip(keys, refused, sent, strict=True):
+            for key, first, (since, owed_first, *sequence) in zip(keys, refused, sent, strict=True):
+                if owed_first and first != 1:
+                    backlog.progress_at = time.monotonic()
                 if first:
                     _owe(backlog, group, key, sequence[first - 1 :], since)
 
@@ -415,6 +426,28 @@ async def _deliver(alias: str, items: list[tuple[str, Any]], backlog: _Backlog) 
     _stats["sent"] += len(items)
 
 
+async def _bounded(delivery: Coroutine[Any, Any, None], count: int) -> None:
+    """Run one batch's delivery, but never let it hold the sender for longer than it may take.
+
+    ``_deliver`` bounds itself with ``asyncio.timeout``, which works by cancelling; a client
+    library that swallows a cancellation (redis-py has had such bugs) would otherwise park the
+    one sender task for good, and every later notification of the process behind it. Past the
+    bound the batch is abandoned (logged, counted) and the sender moves on.
+    """
+    task = asyncio.ensure_future(delivery)
+    try:
+        done, _ = await asyncio.wait([task], timeout=float(settings.SEND_TIMEOUT) + _ABANDON_GRACE)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        _stats["failed"] += count
+        _health.dropped_overflow(count, "a send to the channel layer did not return and was abandoned")
+        return
+    if not task.cancelled() and task.exception() is not None:  # a bug, not a layer failure
+        logger.error("notify_kit: could not send %d notifications", count, exc_info=task.exception())
+
+
 class _Sender:
     """Sends queued messages on one event loop, in pipelined batches, in order per group."""
 
@@ -429,6 +462,7 @@ class _Sender:
         self._backlogs: dict[str, _Backlog] = {}
         self._retry_handle: asyncio.TimerHandle | None = None
         self._retry_round = 0
+        self._flushing = 0  # flushes waiting on this sender: retry the backlog without backing off
         self._pending = 0
         self._lock = threading.Lock()
 
@@ -500,9 +534,7 @@ class _Sender:
                 by_alias.setdefault(alias, []).append((group, item))
             for alias, items in by_alias.items():
                 try:
-                    await _deliver(alias, items, self._backlog(alias))
-                except Exception:  # a bug here must not kill the sender for good
-                    logger.exception("notify_kit: could not send %d notifications", len(items))
+                    await _bounded(_deliver(alias, items, self._backlog(alias)), len(items))
                 finally:
                     self._done(len(items))
         self._schedule_retry()
@@ -526,14 +558,16 @@ class _Sender:
         return backlog
 
     def _schedule_retry(self) -> None:
-        waiting = [alias for alias, backlog in self._backlogs.items() if backlog]
-        if not waiting:
+        if not any(self._backlogs.values()):
             self._retry_round = 0
             return
-        if self._retry_handle is not None and not self._retry_handle.cancelled():
-            return
         # Back off while the receivers stay full: retrying at once would only be refused again.
-        delay = min(_RETRY_MAX, _RETRY_FIRST * 2**self._retry_round)
+        # Not while a flush waits (an exiting process): then every _RETRY_FIRST counts.
+        delay = _RETRY_FIRST if self._flushing else min(_RETRY_MAX, _RETRY_FIRST * 2**self._retry_round)
+        if self._retry_handle is not None:
+            if self._retry_handle.when() <= self.loop.time() + delay:
+                return
+            self._retry_handle.cancel()
         self._retry_round += 1
         self._retry_handle = self.loop.call_later(delay, self._retry)
 
@@ -546,20 +580,35 @@ class _Sender:
     async def _resend(self) -> None:
         for alias, backlog in list(self._backlogs.items()):
             if backlog:
-                try:
-                    await _deliver(alias, [], backlog)
-                except Exception:
-                    logger.exception("notify_kit: could not resend waiting notifications")
+                await _bounded(_deliver(alias, [], backlog), 0)
         if self._queues:
             await self._run()
         else:
             self._schedule_retry()
 
-    async def _idle(self) -> None:
+    async def _idle(self) -> bool:
         # Items still waiting out _BATCH_DELAY were submitted too: drain them now, or an exit
         # flush would return before they are even queued and they would die with the process.
-        # Deliveries waiting for room in a full receiver (the backlog) are not waited for.
         self._drain_inbox()
+        await self._runner_done()
+        # Then what full receivers are still owed (a writer that exits right after a burst would
+        # take the final states with it), as long as they keep taking some of it: a server
+        # process that takes nothing for _STALLED seconds is stuck or gone.
+        started = time.monotonic()
+        self._flushing += 1
+        try:
+            while any(self._backlogs.values()):
+                last = max([started, *(backlog.progress_at for backlog in self._backlogs.values())])
+                if time.monotonic() - last > _STALLED:
+                    return False
+                self._schedule_retry()
+                await asyncio.sleep(_RETRY_FIRST)
+                await self._runner_done()
+        finally:
+            self._flushing -= 1
+        return True
+
+    async def _runner_done(self) -> None:
         while self._runner is not None and not self._runner.done():
             await asyncio.wait([self._runner])
 
@@ -577,10 +626,9 @@ class _Sender:
             raise RuntimeError("flush() would deadlock on the loop it waits for; use aflush().")
         future = asyncio.run_coroutine_threadsafe(self._idle(), self.loop)
         try:
-            future.result(timeout)
+            return future.result(timeout)
         except TimeoutError:
             return False
-        return True
 
 
 class _SenderThread:
@@ -589,19 +637,24 @@ class _SenderThread:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sender: _Sender | None = None
+        self._thread: threading.Thread | None = None
         self._pid = 0
 
     def get(self) -> _Sender:
-        sender = self._sender
-        if sender is not None and self._pid == os.getpid():
+        sender, thread = self._sender, self._thread
+        if sender is not None and self._pid == os.getpid() and thread is not None and thread.is_alive():
             return sender
         with self._lock:
-            if self._sender is None or self._pid != os.getpid():
-                # A forked child inherits the parent's loop object but not its thread: start anew.
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="notify_kit-sender", daemon=True)
-                thread.start()
-                self._sender, self._pid = _Sender(loop), os.getpid()
+            if self._sender is not None and self._pid == os.getpid() and self._thread and self._thread.is_alive():
+                return self._sender
+            if self._sender is not None and self._pid == os.getpid():
+                # Its loop died (something raised through run_forever): what it held is lost.
+                logger.error("notify_kit: the sender thread had stopped; starting a new one.")
+            # A forked child inherits the parent's loop object but not its thread: start anew.
+            loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=loop.run_forever, name="notify_kit-sender", daemon=True)
+            self._thread.start()
+            self._sender, self._pid = _Sender(loop), os.getpid()
             return self._sender
 
     def current(self) -> _Sender | None:

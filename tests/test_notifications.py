@@ -445,22 +445,33 @@ async def test_a_full_receiver_is_owed_the_final_state(tiny_redis_capacity):
     # channels-redis' own group_send would drop updates 3..10 here, the final state with them.
     async with Listener("notify_kit.testapp.note.full") as listener:
         await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(1, 11)])
-        assert await asyncio.to_thread(notifications.flush, 5)
-        assert notifications.stats()["deferred"] >= 1
+
+        # A flush (an exiting writer) waits while the receiver takes what it is owed.
+        def flush_then_look():
+            flushed = notifications.flush(5)
+            return flushed, any(notifications._background.current()._backlogs.values())
+
+        flushing = asyncio.ensure_future(asyncio.to_thread(flush_then_look))
         frames = [json.loads((await listener.receive())["text"]) for _ in range(3)]
+        assert await flushing == (True, False)
         await listener.nothing(0.3)
     assert [f["data"]["title"] for f in frames] == ["1", "2", "10"]
     assert [f.get("coalesced", 0) for f in frames] == [0, 0, 7]
     assert frames[-1]["changed"] == sorted(f"f{i}" for i in range(3, 11))
+    assert notifications.stats()["deferred"] >= 1
 
 
-async def test_a_full_receiver_keeps_its_order(tiny_redis_capacity):
+async def test_a_full_receiver_keeps_its_order(tiny_redis_capacity, monkeypatch):
     # Updates sent after a refusal fold into the owed event instead of overtaking it.
+    monkeypatch.setattr(notifications, "_STALLED", 0.1)
     async with Listener("notify_kit.testapp.note.full") as listener:
         await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(1, 4)])
-        assert await asyncio.to_thread(notifications.flush, 5)
+        # Nobody reads yet: the flush gives up on the stalled receiver, with 3 owed to it.
+        started = time.monotonic()
+        assert await asyncio.to_thread(notifications.flush, 5) is False
+        assert time.monotonic() - started < 1
         await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(4, 6)])
-        assert await asyncio.to_thread(notifications.flush, 5)
+        await asyncio.to_thread(notifications.flush, 0.2)
         frames = [json.loads((await listener.receive())["text"]) for _ in range(3)]
         await listener.nothing(0.3)
         # Room again: the next event goes out as itself.
@@ -473,3 +484,46 @@ async def test_a_full_receiver_keeps_its_order(tiny_redis_capacity):
         ("deleted", None, 0),
     ]
     assert frames[2]["changed"] == ["f3", "f4", "f5"]
+
+
+# The sender heals itself
+
+
+async def test_a_send_that_ignores_its_timeout_is_abandoned(redis_layer, settings, monkeypatch, caplog):
+    # asyncio.timeout works by cancelling; a client library that swallowed the cancellation would
+    # otherwise hold the one sender task, and every later notification behind it.
+    settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "SEND_TIMEOUT": 0.1}
+    monkeypatch.setattr(notifications, "_ABANDON_GRACE", 0.1)
+    real = notifications._redis_deliver
+    calls = []
+
+    async def stubborn(layer, items, backlog):
+        calls.append(items)
+        if len(calls) == 1:
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                await asyncio.sleep(1)  # swallows the cancellation and lingers on
+            return
+        await real(layer, items, backlog)
+
+    monkeypatch.setattr(notifications, "_redis_deliver", stubborn)
+    async with Listener() as listener:
+        await asyncio.to_thread(notifications.send, listener.group, event("stuck"))
+        await asyncio.sleep(0.05)  # the first batch is on its way
+        started = time.monotonic()
+        await asyncio.to_thread(notifications.send, listener.group, event("next"))
+        assert (await listener.receive(timeout=0.9))["text"] == "next"
+        assert time.monotonic() - started < 0.8
+    assert any("abandoned" in r.getMessage() for r in notify_kit_records(caplog, logging.WARNING))
+
+
+async def test_a_dead_sender_thread_is_replaced(redis_layer, caplog):
+    sender = await asyncio.to_thread(notifications._background.get)
+    sender.loop.call_soon_threadsafe(sender.loop.stop)  # run_forever returns: the thread ends
+    await asyncio.to_thread(notifications._background._thread.join, 2)
+    async with Listener() as listener:
+        await asyncio.to_thread(notifications.send, listener.group, event("after"))
+        assert (await listener.receive())["text"] == "after"
+    assert notifications._background.get() is not sender
+    assert any("sender thread had stopped" in r.getMessage() for r in notify_kit_records(caplog, logging.ERROR))
