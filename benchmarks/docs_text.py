@@ -190,7 +190,7 @@ def render(results: dict, json_path: Path) -> str:
         "Reproduce from a fresh clone (PostgreSQL on 127.0.0.1:5432 with trust auth and Redis on 127.0.0.1:6379):",
         "",
         "```sh",
-        "python3 benchmarks/run.py          # full size, about 30 minutes; rewrites this page and the plot",
+        "python3 benchmarks/run.py          # full size, about 15 minutes; rewrites this page and the plot",
         "python3 benchmarks/run.py --smoke  # tiny sizes, checks the harness only (CI)",
         "```",
         "",

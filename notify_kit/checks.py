@@ -122,9 +122,10 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     if config.get("BACKEND") == _REDIS_BACKENDS[0] and capacity < _MIN_CAPACITY:
         warnings.append(
             checks.Warning(
-                f"Channel layer {alias!r}: capacity {capacity} lets channels-redis silently drop "
-                "notifications to any socket with that many waiting (measured: 85% of deliveries "
-                "lost at 1000 sockets x 10 objects with the default of 100, none with 10000).",
+                f"Channel layer {alias!r}: capacity {capacity} bounds each server process's queue "
+                "(all of its sockets together); under a burst notify_kit then folds an object's "
+                "updates into its latest (measured: 76% of fan-out updates folded at 1000 sockets "
+                "x 10 objects with the default of 100), and other senders' messages are dropped.",
                 hint=f"Set CHANNEL_LAYERS[{alias!r}]['CONFIG']['capacity'] to at least {_MIN_CAPACITY}.",
                 id="notify_kit.W002",
             )
