@@ -646,14 +646,20 @@ class _SenderThread:
         self._thread: threading.Thread | None = None
         self._pid = 0
 
+    def _ours(self) -> bool:
+        """A sender exists and was started by this process (not inherited through a fork)."""
+        return self._sender is not None and self._pid == os.getpid()
+
+    def _usable(self) -> bool:
+        return self._ours() and self._thread is not None and self._thread.is_alive()
+
     def get(self) -> _Sender:
-        sender, thread = self._sender, self._thread
-        if sender is not None and self._pid == os.getpid() and thread is not None and thread.is_alive():
-            return sender
+        if self._usable():
+            return self._sender  # type: ignore[return-value]  # _usable() checked it
         with self._lock:
-            if self._sender is not None and self._pid == os.getpid() and self._thread and self._thread.is_alive():
-                return self._sender
-            if self._sender is not None and self._pid == os.getpid():
+            if self._usable():
+                return self._sender  # type: ignore[return-value]
+            if self._ours():
                 # Its loop died (something raised through run_forever): what it held is lost.
                 logger.error("notify_kit: the sender thread had stopped; starting a new one.")
             # A forked child inherits the parent's loop object but not its thread: start anew.
