@@ -15,20 +15,17 @@ serialized once, in the callback, for all subscribers alike.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from django.db import transaction
-from rest_framework.utils.encoders import JSONEncoder
 
-from . import notifications
+from . import notifications, rows
+from .events import Event
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
-
-    from .models import LiveModelMixin
 
 logger = logging.getLogger("notify_kit")
 
@@ -40,94 +37,58 @@ _registries: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[Any, ...], _Pendi
 class _Pending:
     """One object's merged changes in one transaction (at one savepoint level); the on-commit callback."""
 
-    __slots__ = ("changed", "deleted", "group", "hashid", "index", "instance", "key", "label", "queued_in", "registry")
+    __slots__ = (
+        "access_changed", "changed", "deleted", "group", "hashid", "index", "instance", "key", "label", "queued_in",
+        "registry", "using", "written",
+    )  # fmt: skip
 
-    def __init__(self, instance: LiveModelMixin, key: tuple[Any, ...], registry: dict[tuple[Any, ...], _Pending]):
+    def __init__(
+        self, instance: Any, key: tuple[Any, ...], registry: dict[tuple[Any, ...], _Pending], using: str
+    ) -> None:
         self.instance = instance
         self.label = instance._meta.label_lower
         # Captured now: after a delete, instance.pk is None by the time the callback runs.
         self.hashid = instance.hashid
         self.group = instance.get_live_group_name()
         self.changed: set[str] = set()
+        self.access_changed = False
+        self.written: rows.Snapshot = None
         self.deleted = False
         self.key = key
         self.registry = registry
+        self.using = using
         self.queued_in: list[Any] | None = None
         self.index = -1
 
     def __call__(self) -> None:
-        """Run by Django after commit: serialize once and hand the event to the sender."""
+        """Run by Django after commit: read the committed state, serialize once, hand the event over."""
         if self.registry.get(self.key) is self:
             del self.registry[self.key]
         try:
-            event = Event(
-                self.label,
-                self.hashid,
-                deleted=self.deleted,
-                # Serialized here, on the writer's thread, where the ORM instance belongs.
-                data=None if self.deleted else self.instance.get_live_data(),
-                changed=self.changed,
-                # A change that may revoke access: subscribers are checked again before they get it.
-                recheck=not self.deleted and bool(self.changed.intersection(self.instance.live_access_fields)),
-            )
+            event = self.event()
         except Exception:  # the write has committed; never raise into the caller
             logger.exception("notify_kit: could not serialize %s %s; notification dropped", self.label, self.hashid)
             return
-        notifications.send(self.group, event)
+        if event is not None:
+            notifications.send(self.group, event)
 
-
-class Event:
-    """One object's notification on its way to the channel layer (a notifications.Coalescable).
-
-    If the sender falls behind on this object, a newer event folds into an older one that is
-    still waiting: ``changed`` becomes the union, ``data`` the newest, a delete wins, and the
-    frame says how many updates it folds in (``coalesced``), so nothing is lost silently and the
-    final state always goes out.
-    """
-
-    __slots__ = ("changed", "coalesced", "data", "deleted", "hashid", "label", "recheck")
-
-    def __init__(self, label: str, hashid: str, *, deleted: bool, data: Any, changed: set[str], recheck: bool):
-        self.label, self.hashid, self.deleted, self.data = label, hashid, deleted, data
-        self.changed, self.recheck, self.coalesced = set(changed), recheck, 0
-
-    def absorb(self, newer: Any) -> bool:
-        """Fold a newer event of the same object into this one, if this one is an update."""
-        if not isinstance(newer, Event) or self.deleted or (newer.label, newer.hashid) != (self.label, self.hashid):
-            return False
-        self.deleted, self.data = newer.deleted, newer.data
-        self.changed |= newer.changed
-        self.recheck = (self.recheck or newer.recheck) and not self.deleted
-        self.coalesced += 1 + newer.coalesced
-        return True
-
-    def copy(self) -> Event:
-        """An independent copy (the sender folds into it for one receiver only)."""
-        twin = Event(self.label, self.hashid, deleted=self.deleted, data=self.data, changed=self.changed,
-                     recheck=self.recheck)  # fmt: skip
-        twin.coalesced = self.coalesced
-        return twin
-
-    def to_message(self) -> dict[str, Any]:
-        """The channel-layer message: the frame encoded once, for every subscriber."""
-        message = {"type": notifications.EVENT_TYPE, "model": self.label, "id": self.hashid, "text": self.render()}
-        if self.recheck:
-            message["recheck"] = True
-        return message
-
-    def render(self) -> str:
-        """The wire frame."""
-        payload: dict[str, Any] = {
-            "type": "deleted" if self.deleted else "updated",
-            "model": self.label,
-            "id": self.hashid,
-        }
-        if not self.deleted:
-            payload["data"] = self.data
-            payload["changed"] = sorted(self.changed)
-            if self.coalesced:
-                payload["coalesced"] = self.coalesced
-        return json.dumps(payload, cls=JSONEncoder, ensure_ascii=False, separators=(",", ":"))
+    def event(self) -> Event | None:
+        """The event this transaction's changes of the object amount to, as committed."""
+        if self.deleted:
+            return Event(self.label, self.hashid, deleted=True, data=None, changed=set())
+        # On the writer's thread, after commit: the one place a re-read may happen (rows.committed).
+        row = rows.committed(self.instance, self.written, self.using)
+        if row is None:  # deleted since by another transaction, whose delete notifies
+            return None
+        return Event(
+            self.label,
+            self.hashid,
+            deleted=False,
+            data=row.get_live_data() if self.changed else None,
+            changed=self.changed,
+            # Who may see the row may have changed: each subscriber checks it from these values.
+            row=rows.encode(row, row.live_access_attnames()) if self.access_changed else None,
+        )
 
 
 def _owner(callback: Any) -> Any:
@@ -149,11 +110,11 @@ def _is_queued(connection: BaseDatabaseWrapper, pending: _Pending) -> bool:
     return False
 
 
-def _pending_for(instance: LiveModelMixin, using: str) -> _Pending | None:
-    """The callback this change merges into, registering one if needed; None outside a transaction."""
+def _pending_for(instance: Any, using: str) -> _Pending:
+    """The callback this change merges into, registering one if needed (run at once outside a transaction)."""
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
-        return None
+        return _Pending(instance, (), {}, using)  # autocommit: the caller runs it, the row is committed
     registry = _registries.get(connection)
     if registry is None:
         registry = _registries[connection] = {}
@@ -167,7 +128,7 @@ def _pending_for(instance: LiveModelMixin, using: str) -> _Pending | None:
     if pending is not None and _is_queued(connection, pending):
         pending.instance = instance
         return pending
-    pending = registry[key] = _Pending(instance, key, registry)
+    pending = registry[key] = _Pending(instance, key, registry, using)
     # The bound method, not the instance: Django's robust handler logs func.__qualname__, which
     # an instance lacks, and would raise AttributeError instead of logging the failure.
     transaction.on_commit(pending.__call__, using=using, robust=True)
@@ -175,24 +136,23 @@ def _pending_for(instance: LiveModelMixin, using: str) -> _Pending | None:
     return pending
 
 
-def record_update(instance: LiveModelMixin, changed: list[str], using: str) -> None:
-    """Note that tracked ``changed`` fields of ``instance`` were saved; notify after commit."""
+def record_update(
+    instance: Any, changed: list[str], using: str, *, access_changed: bool, written: rows.Snapshot
+) -> None:
+    """Note a save of ``instance``: tracked ``changed`` fields, whether access may have changed, and
+    what was written (rows.snapshot). Notifies after commit."""
     pending = _pending_for(instance, using)
-    if pending is None:  # autocommit: the row is committed already
-        pending = _Pending(instance, (), {})
-        pending.changed.update(changed)
-        pending()
-        return
     pending.changed.update(changed)
+    pending.access_changed = pending.access_changed or access_changed
+    pending.written = written  # the latest save's: a full save rewrites every column
     pending.deleted = False  # saved again after a delete in the same transaction: it exists at commit
+    if not pending.key:
+        pending()
 
 
-def record_delete(instance: LiveModelMixin, using: str) -> None:
+def record_delete(instance: Any, using: str) -> None:
     """Note that ``instance`` was deleted; notify after commit."""
     pending = _pending_for(instance, using)
-    if pending is None:
-        pending = _Pending(instance, (), {})
-        pending.deleted = True
-        pending()
-        return
     pending.deleted = True
+    if not pending.key:
+        pending()

@@ -31,7 +31,7 @@ def _live_models(app_configs: Any = None) -> list[type[models.Model]]:
 
 @checks.register()
 def check_live_models(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E001 unimportable serializer, E003 non-integer primary key, E004 bad tracker settings."""
+    """E001 unimportable serializer, E003 non-integer primary key, E004 bad tracker or access-field settings."""
     from .models import tracker_of
 
     errors: list[checks.CheckMessage] = []
@@ -63,7 +63,7 @@ def check_live_models(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
                 )
             )
         try:
-            tracker = tracker_of(model)
+            tracker_of(model)
         except TypeError as exc:
             errors.append(
                 checks.Error(
@@ -71,12 +71,14 @@ def check_live_models(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
                 )
             )
             continue
-        untracked = sorted(set(model.live_access_fields) - set(tracker.fields))
-        if untracked:
+        concrete = {name for f in model._meta.concrete_fields for name in (f.name, f.attname)}
+        unknown = sorted(set(model.live_access_fields or ()) - concrete)
+        if unknown:
             errors.append(
                 checks.Error(
-                    f"{label}.live_access_fields names untracked fields: {', '.join(untracked)}",
-                    hint="Add them to the model's FieldTracker(fields=[...]).",
+                    f"{label}.live_access_fields names fields that are not concrete fields: {', '.join(unknown)}",
+                    hint="List the model's own columns that can_subscribe reads; access that lives elsewhere "
+                    "(a ManyToMany, a group) is signalled with notify_access_changed().",
                     obj=model,
                     id="notify_kit.E004",
                 )

@@ -32,7 +32,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.apps import apps
 
-from . import notifications
+from . import access, notifications, rows
 from .conf import settings
 from .serializers import SubscriptionRequestSerializer, is_live
 
@@ -87,8 +87,11 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.channel_layer_alias = settings.CHANNEL_LAYER
-        # group -> (model label, hashid) of every subscription on this socket.
+        # group -> (model label, hashid) of every subscription on this socket. This table, not
+        # the layer's group membership, decides what is forwarded: a group leave that failed
+        # (and is being retried) must not let anything through after `unsubscribed`/`revoked`.
         self.subscriptions: dict[str, tuple[str, str]] = {}
+        self._subscribed: set[tuple[str, str]] = set()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Run the consumer; if the channel layer fails under it, close with 1013 instead of crashing."""
@@ -184,21 +187,37 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             raise _RequestError("not_found", NOT_FOUND_DETAIL)
         group = notifications.group_name(label, hashid)
         if group in self.subscriptions:
-            return  # idempotent: the group holds this channel once
+            # Subscribing again asks again: access may have changed since the first answer.
+            if not await self._allowed(model, pk):
+                await self.unsubscribe(label, hashid)
+                raise _RequestError("not_found", NOT_FOUND_DETAIL)
+            return
         if len(self.subscriptions) >= int(settings.MAX_SUBSCRIPTIONS):
             raise _RequestError("limit", f"At most {settings.MAX_SUBSCRIPTIONS} subscriptions per connection.")
-        if not await self._allowed(model, pk):
-            raise _RequestError("not_found", NOT_FOUND_DETAIL)
+        # Join first, then check: a change of access committed between the check and the join
+        # would otherwise send its event before this socket could receive it, and the stale
+        # answer would stand. Events that arrive meanwhile wait until this handler returns
+        # (a consumer handles one message at a time), and by then the table decides.
         try:
             await notifications.group_add(group, self.channel_name)
         except Exception as exc:  # re-raised as the one error __call__ turns into 1013
             # Propagates to __call__, which closes with 1013: the client reconnects later and
             # subscribes again, instead of dropping this subscription over an `error` answer.
             raise _LayerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            allowed = await self._allowed(model, pk)
+        except BaseException:
+            await notifications.group_discard(group, self.channel_name)
+            raise
+        if not allowed:
+            await notifications.group_discard(group, self.channel_name)
+            raise _RequestError("not_found", NOT_FOUND_DETAIL)
         self.subscriptions[group] = (label, hashid)
+        self._subscribed.add((label, hashid))
 
     async def unsubscribe(self, label: str, hashid: str) -> None:
         """Leave the group of (label, hashid); a no-op when not subscribed."""
+        self._subscribed.discard((label, hashid))  # first: nothing more is forwarded, whatever the layer does
         for group, key in list(self.subscriptions.items()):
             if key == (label, hashid):
                 del self.subscriptions[group]
@@ -214,20 +233,23 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         return model._default_manager.filter(pk=pk).first()
 
     def can_subscribe(self, obj: Any, user: Any) -> bool:
-        """Whether ``user`` may subscribe to ``obj`` (runs on the database thread)."""
+        """Whether ``user`` may subscribe to ``obj`` (on the event loop when it needs no query)."""
         return obj.can_subscribe(user)
 
     async def notify_event(self, event: dict[str, Any]) -> None:
         """Forward a notification: its text was encoded once, by the sender, for every subscriber."""
-        if event.get("recheck") and not await self._still_allowed(event):
+        if (event["model"], event["id"]) not in self._subscribed:
             return
-        await self.send(text_data=event["text"])
+        if "row" in event and not await self._allowed_by_row(event):
+            return
+        text = event.get("text")
+        if text is not None:  # an event that only changed who may see the row has no frame
+            await self.send(text_data=text)
 
     async def notify_recheck(self, event: dict[str, Any]) -> None:
-        """Access to an object changed: drop this subscription if the user lost it."""
-        await self._still_allowed(event)
-
-    async def _still_allowed(self, event: dict[str, Any]) -> bool:
+        """Access to an object changed outside its row: drop this subscription if the user lost it."""
+        if (event["model"], event["id"]) not in self._subscribed:
+            return
         label, hashid = event["model"], event["id"]
         model = _live_models().get(label)
         pk = model.pk_from_hashid(hashid) if model is not None else None
@@ -237,9 +259,24 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             logger.exception("notify_kit: could not recheck access to %s %s", label, hashid)
             allowed = False
         if not allowed:
-            await self.unsubscribe(label, hashid)
-            await self.send_json({"type": "revoked", "model": label, "id": hashid})
+            await self._revoke(label, hashid)
+
+    async def _allowed_by_row(self, event: dict[str, Any]) -> bool:
+        """Check access against the committed row the event carries; revoke on failure."""
+        label, hashid = event["model"], event["id"]
+        try:
+            obj = rows.decode(_live_models()[label], event["row"])
+            allowed = await access.allowed(self.can_subscribe, obj, self.scope.get("user"))
+        except Exception:  # fail closed: better a lost notification than a leaked one
+            logger.exception("notify_kit: could not recheck access to %s %s", label, hashid)
+            allowed = False
+        if not allowed:
+            await self._revoke(label, hashid)
         return allowed
+
+    async def _revoke(self, label: str, hashid: str) -> None:
+        await self.unsubscribe(label, hashid)
+        await self.send_json({"type": "revoked", "model": label, "id": hashid})
 
     async def send_error(self, code: str, detail: str, request_id: Any = None) -> None:
         """Send an ``error`` frame (codes are listed in the protocol reference)."""
@@ -250,6 +287,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         """Called when the WebSocket closes: leave every group."""
+        self._subscribed.clear()
         for group in list(self.subscriptions):
             await notifications.group_discard(group, self.channel_name)
         self.subscriptions.clear()

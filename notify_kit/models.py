@@ -23,7 +23,7 @@ from django.db.models.signals import class_prepared, post_delete, post_save
 from django.utils.module_loading import import_string
 from model_utils import FieldTracker
 
-from . import changes, hashids, notifications
+from . import changes, hashids, notifications, rows
 
 logger = logging.getLogger("notify_kit")
 
@@ -36,9 +36,13 @@ class LiveModelMixin(models.Model):
     live_serializer: ClassVar[type | str | None] = None
     #: Name of the FieldTracker to use when the model declares more than one.
     live_tracker: ClassVar[str | None] = None
-    #: Tracked fields that can_subscribe depends on (an owner, a visibility flag): an update that
-    #: changes one is checked against each subscriber's access before it is forwarded.
-    live_access_fields: ClassVar[tuple[str, ...]] = ()
+    #: The fields can_subscribe reads (an owner, a visibility flag), to narrow which writes make
+    #: subscribers check their access again. None (the default, and the safe choice) means every
+    #: concrete field: any committed change of the row is checked. Tracked or not, either way.
+    live_access_fields: ClassVar[tuple[str, ...] | None] = None
+
+    #: Marks live models for code that must not import this module (serializers, checks).
+    is_live_model: ClassVar[bool] = True
 
     class Meta:
         abstract = True
@@ -89,6 +93,11 @@ class LiveModelMixin(models.Model):
     def get_live_data(self) -> Any:
         """The ``data`` of an ``updated`` event, serialized once for every subscriber."""
         return _reusable_serializer(self.get_live_serializer_class()).to_representation(self)
+
+    @classmethod
+    def live_access_attnames(cls) -> frozenset[str] | None:
+        """The attnames of ``live_access_fields``, or None for every concrete field."""
+        return _access_attnames.get(cls)
 
     def notify_access_changed(self) -> None:
         """After commit, make every subscriber of this object check ``can_subscribe`` again.
@@ -180,15 +189,30 @@ def _on_save(
     if created or raw:
         return
     try:
-        tracker = getattr(instance, _tracker_names[sender])
-        # The tracker is still un-reset here: model_utils resets it when save_base returns,
+        # The trackers are still un-reset here: model_utils resets them when save_base returns,
         # long before any on_commit callback runs, so what changed must be captured now.
+        tracker = getattr(instance, _tracker_names[sender])
         fields = tracker.fields if update_fields is None else [f for f in tracker.fields if f in update_fields]
         changed = [f for f in fields if tracker.has_changed(f)]
-        if changed:
-            changes.record_update(instance, changed, using)
+        access_changed = _access_changed(sender, instance, tracker, update_fields)
+        if changed or access_changed:
+            written = rows.snapshot(instance, update_fields)
+            changes.record_update(instance, changed, using, access_changed=access_changed, written=written)
     except Exception:  # never fail the user's save over a notification
         logger.exception("notify_kit: could not record a change of %s", sender._meta.label)
+
+
+def _access_changed(
+    model: type[models.Model], instance: models.Model, tracker: Any, update_fields: frozenset[str] | None
+) -> bool:
+    """Whether the save changed a field that may decide who sees the row (tracked by the model or not)."""
+    for name, attname, via_model_tracker in _access_checks[model]:
+        if update_fields is not None and name not in update_fields and attname not in update_fields:
+            continue
+        source = tracker if via_model_tracker else getattr(instance, _ACCESS_TRACKER_ATTNAME)
+        if source.has_changed(name):
+            return True
+    return False
 
 
 def _on_delete(sender: type[LiveModelMixin], instance: LiveModelMixin, using: str, **kwargs: Any) -> None:
@@ -200,11 +224,43 @@ def _on_delete(sender: type[LiveModelMixin], instance: LiveModelMixin, using: st
 
 # Resolved once per model when it is wired, not on every save.
 _tracker_names: dict[type[models.Model], str] = {}
+# model -> (name, attname, whether the model's own tracker follows it) for every access field.
+_access_checks: dict[type[models.Model], list[tuple[str, str, bool]]] = {}
+_access_attnames: dict[type[models.Model], frozenset[str] | None] = {}
+_ACCESS_TRACKER_NAME = "_notify_kit_access_tracker"
+_ACCESS_TRACKER_ATTNAME = "_notify_kit_access_tracker_state"
+
+
+def _install_access_tracker(model: type[models.Model]) -> None:
+    # Revocation must not depend on the developer tracking the field that decides access: the
+    # fields can_subscribe may read and the model's tracker does not follow get a tracker of
+    # our own (only those, so a field is never tracked twice).
+    declared = getattr(model, "live_access_fields", None)
+    if declared is None:
+        access = [f for f in model._meta.concrete_fields if not f.primary_key]
+        _access_attnames[model] = None
+    else:
+        access = [model._meta.get_field(name) for name in declared]
+        _access_attnames[model] = frozenset(f.attname for f in access)  # type: ignore[union-attr]
+    followed = set()
+    for name in tracker_of(model).fields:
+        try:
+            followed.add(model._meta.get_field(name).name)
+        except Exception:  # noqa: BLE001 - an attname such as owner_id
+            followed.update(f.name for f in model._meta.concrete_fields if f.attname == name)
+    checks = [(f.name, f.attname, f.name in followed) for f in access]
+    _access_checks[model] = checks
+    own = [name for name, _, via_model_tracker in checks if not via_model_tracker]
+    if own:
+        tracker = FieldTracker(fields=own)
+        tracker.name, tracker.attname = _ACCESS_TRACKER_NAME, _ACCESS_TRACKER_ATTNAME
+        tracker.finalize_class(model)
 
 
 def _wire(model: type[models.Model]) -> None:
     _install_tracker(model)
     _tracker_names[model] = tracker_name_of(model) or "tracker"
+    _install_access_tracker(model)
     uid = model._meta.label_lower
     post_save.connect(_on_save, sender=model, weak=False, dispatch_uid=f"notify_kit.save.{uid}")
     post_delete.connect(_on_delete, sender=model, weak=False, dispatch_uid=f"notify_kit.delete.{uid}")

@@ -197,13 +197,15 @@ def test_e003_not_reported_for_a_child_of_a_live_model(isolated):
 # E004: tracker settings that cannot work
 
 
-def test_e004_access_field_not_tracked(monkeypatch):
-    monkeypatch.setattr(Note, "live_access_fields", ("owner", "views"))
+def test_e004_access_field_that_is_not_a_column(monkeypatch):
+    # An untracked access field is fine (notify_kit tracks it); a ManyToMany cannot be tracked.
+    monkeypatch.setattr(Note, "live_access_fields", ("owner", "views", "shared_with"))
     errors = check_live_models()
     assert ids(errors) == ["notify_kit.E004"]
     assert errors[0].obj is Note
-    assert "views" in errors[0].msg
-    assert "owner" not in errors[0].msg
+    assert "shared_with" in errors[0].msg
+    assert "owner" not in errors[0].msg and "views" not in errors[0].msg
+    assert "notify_access_changed" in errors[0].hint
 
 
 def test_e004_live_tracker_is_not_a_field_tracker(monkeypatch):

@@ -106,16 +106,17 @@ def test_save_without_a_change_sends_nothing(sent, note):
 
 
 @on_commit_db
-def test_change_of_an_access_field_asks_for_a_recheck(sent, note, bob):
+def test_change_of_an_access_field_carries_the_committed_access_values(sent, note, bob):
     edit(note, owner=bob)
     assert sent.frames[0]["changed"] == ["owner"]
-    assert sent[0][1]["recheck"] is True
+    # live_access_fields = ("owner",) narrows the row to the pk and the owner.
+    assert json.loads(sent[0][1]["row"]) == {"id": note.pk, "owner_id": bob.pk}
 
 
 @on_commit_db
 def test_change_of_other_fields_needs_no_recheck(sent, note):
     edit(note, title="x")
-    assert "recheck" not in sent[0][1]
+    assert "row" not in sent[0][1]
 
 
 @on_commit_db

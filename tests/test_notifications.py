@@ -399,7 +399,7 @@ async def test_updates_fold_only_when_the_sender_is_behind(layer, settings, monk
         for index in range(first, last + 1):
             data = {"title": str(index)}
             notifications.send("notify_kit.testapp.note.fold", Event("testapp.note", "fold", deleted=False, data=data,
-                                                                     changed={f"f{index}"}, recheck=False))  # fmt: skip
+                                                                     changed={f"f{index}"}))  # fmt: skip
 
     monkeypatch.setattr(notifications, "_deliver", held_deliver)
     async with Listener("notify_kit.testapp.note.fold"):  # a consumer, so the in-memory layer sends
@@ -432,7 +432,7 @@ def note_event(index, deleted=False):
     from notify_kit.changes import Event
 
     return Event("testapp.note", "full", deleted=deleted, data=None if deleted else {"title": str(index)},
-                 changed=set() if deleted else {f"f{index}"}, recheck=False)  # fmt: skip
+                 changed=set() if deleted else {f"f{index}"})  # fmt: skip
 
 
 @pytest.fixture
