@@ -66,6 +66,12 @@ CHANNEL_LAYERS = {
         },
     },
 }
+# The same two layers with a group_discard that always fails (tests of forwarding after a failed leave).
+CHANNEL_LAYERS["memory_nodiscard"] = {"BACKEND": "tests.testapp.layers.DiscardFailsInMemoryChannelLayer"}
+CHANNEL_LAYERS["redis_nodiscard"] = {
+    **CHANNEL_LAYERS["redis"],
+    "BACKEND": "tests.testapp.layers.DiscardFailsRedisChannelLayer",
+}
 NOTIFY_KIT = {
     "NOT_FOUND_MIN_SECONDS": 0,
     # Server and writer processes of the e2e tests use Redis; the test process picks per test.

@@ -46,3 +46,17 @@ class Plain(models.Model):
     """Not live: subscribing to it must look exactly like subscribing to nothing."""
 
     name = models.CharField(max_length=50)
+
+
+class Memo(LiveModelMixin, models.Model):
+    """The README's model, exactly: access by owner_id, a tracker that does not follow the owner."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memos")
+    title = models.CharField(max_length=100)
+    body = models.TextField(blank=True)
+    views = models.PositiveIntegerField(default=0)
+    tracker = FieldTracker(fields=["title", "body"])
+    live_serializer = "tests.testapp.serializers.MemoSerializer"
+
+    def can_subscribe(self, user):
+        return user.is_authenticated and self.owner_id == user.pk

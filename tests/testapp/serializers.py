@@ -2,7 +2,7 @@ from rest_framework import serializers
 
 from notify_kit.serializers import LiveSerializerMixin
 
-from .models import Comment, Note
+from .models import Comment, Memo, Note
 
 
 class NoteSerializer(LiveSerializerMixin, serializers.ModelSerializer):
@@ -15,3 +15,9 @@ class CommentSerializer(LiveSerializerMixin, serializers.ModelSerializer):
     class Meta:
         model = Comment
         fields = ["id", "note", "text"]
+
+
+class MemoSerializer(LiveSerializerMixin, serializers.ModelSerializer):
+    class Meta:
+        model = Memo
+        fields = ["id", "title", "body"]
