@@ -1,7 +1,8 @@
 # The two commands of the README:
 #   make demo   - the example site at http://127.0.0.1:8000 (SQLite, in-memory layer, demo users)
 #   make test   - the whole test suite (tox: every Python x Django, SQLite and PostgreSQL,
-#                 in-memory and Redis layers, the browser test, lint, docs, benchmark smoke run)
+#                 in-memory and Redis layers, the browser test, lint, docs, benchmark smoke run,
+#                 mypy --strict, the client's tsc check, the wheel/sdist/npm package checks)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -44,4 +45,4 @@ lint: $(VENV)/.tox-installed
 	$(BIN)/tox run -e lint
 
 clean:
-	rm -rf .tox $(VENV) build dist
+	rm -rf .tox $(VENV) build dist node_modules

@@ -31,6 +31,8 @@ class NotifyKitConfig(AppConfig):
             get_channel_layer(settings.CHANNEL_LAYER)
         except Exception:  # noqa: BLE001 - reported by notify_kit.E002
             pass
+        # Apps.populate() sets self.apps before it calls ready(); typed Optional for the time before.
+        assert self.apps is not None, "NotifyKitConfig.ready() must be called by Apps.populate()."
         for model in self.apps.get_models():
             if issubclass(model, LiveModelMixin):
                 try:

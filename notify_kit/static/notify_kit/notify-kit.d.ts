@@ -34,6 +34,8 @@ export interface UpdatedFrame<T = Record<string, unknown>> {
   id: string;
   data: T;
   changed: string[];
+  /** Present when the server folded N waiting updates of this object into this one. */
+  coalesced?: number;
 }
 
 export interface DeletedFrame {
@@ -72,13 +74,17 @@ export interface Unsubscribe {
   readonly ack: Promise<SubscribedFrame>;
 }
 
-/** The minimal WebSocket the client uses (`new WebSocket(url)`, on* handlers, readyState). */
+/**
+ * The minimal WebSocket the client uses (`new WebSocket(url)`, on* handlers, readyState). The
+ * client assigns the handlers and reads only `event.data` of a message; the events are `any` so
+ * that the browser's and Node's WebSocket (whose handlers take a MessageEvent) fit.
+ */
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(): void;
   onopen: ((event: any) => void) | null;
-  onmessage: ((event: { data: any }) => void) | null;
+  onmessage: ((event: any) => void) | null;
   onclose: ((event: any) => void) | null;
   onerror: ((event: any) => void) | null;
 }
