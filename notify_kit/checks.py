@@ -133,3 +133,73 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.C
             )
         )
     return warnings
+
+
+# Attribute calls that run a query when reached from a model instance's relation or manager.
+_QUERY_METHODS = frozenset(
+    {"all", "filter", "exclude", "get", "exists", "count", "first", "last", "values", "values_list", "aggregate",
+     "annotate", "in_bulk", "iterator", "contains"}
+)  # fmt: skip
+_QUERY_FREE_BACKENDS = frozenset(
+    {"django.contrib.auth.backends.ModelBackend", "django.contrib.auth.backends.AllowAllUsersModelBackend"}
+)
+
+
+def _policy_reads(model: type[models.Model]) -> list[str]:
+    """What the model's can_subscribe reads that needs a query (a best-effort reading of its source)."""
+    import ast
+    import inspect
+    import textwrap
+
+    from .models import LiveModelMixin
+
+    policy = model.can_subscribe  # type: ignore[attr-defined]
+    if policy is LiveModelMixin.can_subscribe:
+        # Object-level permissions: ModelBackend answers without a query (and caches the model-level
+        # ones on the user); another backend (django-guardian, rules) may query per call.
+        backends = set(getattr(django_settings, "AUTHENTICATION_BACKENDS", ())) - _QUERY_FREE_BACKENDS
+        return [f"object permissions from {name}" for name in sorted(backends)]
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(policy)))
+    except (OSError, TypeError, SyntaxError):  # defined dynamically: nothing to read
+        return []
+    relations: dict[str, str] = {}
+    for f in model._meta.get_fields():
+        if f.many_to_many and f.concrete:
+            relations[f.name] = "a many-to-many relation"
+        elif f.is_relation and f.concrete:
+            relations[f.name] = "a related object"  # self.owner loads it; self.owner_id does not
+        elif f.is_relation and hasattr(f, "get_accessor_name"):
+            relations[f.get_accessor_name()] = "a reverse relation"
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            if node.attr in relations:
+                found.add(f"self.{node.attr} ({relations[node.attr]})")
+            elif node.attr in ("objects", "_default_manager"):
+                found.add(f"self.{node.attr} (a manager)")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _QUERY_METHODS:
+            found.add(f".{node.func.attr}() (a query)")
+    return sorted(found)
+
+
+@checks.register()
+def check_access_policies(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W003 a can_subscribe that needs a query: re-checked with one query per subscriber per access-changing event."""
+    warnings: list[checks.CheckMessage] = []
+    for model in _live_models(app_configs):
+        reads = _policy_reads(model)
+        if reads:
+            warnings.append(
+                checks.Warning(
+                    f"{model._meta.label}.can_subscribe reads {', '.join(reads)}: after a write that may change "
+                    "access, each subscriber's access is re-checked with a database query (one per subscriber "
+                    "and event) instead of from the committed row the event carries.",
+                    hint="Decide access from the row's own columns (e.g. owner_id) where you can; set "
+                    "live_access_fields to the columns the policy reads so that other writes skip the check; "
+                    "silence with SILENCED_SYSTEM_CHECKS = ['notify_kit.W003'] once the cost is acceptable.",
+                    obj=model,
+                    id="notify_kit.W003",
+                )
+            )
+    return warnings

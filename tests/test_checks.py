@@ -10,10 +10,10 @@ from django.core.management import call_command
 from django.db import models
 from django.test.utils import isolate_apps
 
-from notify_kit.checks import check_channel_layer, check_live_models
+from notify_kit.checks import check_access_policies, check_channel_layer, check_live_models
 from notify_kit.conf import redis_host
 from notify_kit.models import LiveModelMixin
-from tests.testapp.models import Note
+from tests.testapp.models import Comment, Document, Memo, Note
 
 REDIS = "channels_redis.core.RedisChannelLayer"
 
@@ -290,3 +290,58 @@ def test_w002_default_capacity(settings):
 def test_w002_not_for_a_capacity_of_1000(settings):
     settings.CHANNEL_LAYERS = redis_layers(redis_host("redis://x:6379/0"), capacity=1000)
     assert ids(check_channel_layer()) == []
+
+
+# W003: a policy that can only be honoured with a query per subscriber
+
+
+def w003_models():
+    return {message.obj: message for message in check_access_policies() if message.id == "notify_kit.W003"}
+
+
+def test_w003_points_out_policies_that_query():
+    found = w003_models()
+    assert "self.shared_with (a many-to-many relation)" in found[Note].msg
+    assert "self.note (a related object)" in found[Comment].msg
+    assert "live_access_fields" in found[Note].hint
+
+
+def test_w003_quiet_for_a_policy_over_the_rows_own_columns_and_the_default_policy():
+    found = w003_models()
+    assert Memo not in found  # self.owner_id == user.pk
+    assert Document not in found  # the mixin's default, with ModelBackend only
+
+
+def test_w003_for_the_default_policy_with_an_object_permission_backend(settings):
+    settings.AUTHENTICATION_BACKENDS = [
+        "django.contrib.auth.backends.ModelBackend",
+        "guardian.backends.ObjectPermissionBackend",
+    ]
+    assert "guardian.backends.ObjectPermissionBackend" in w003_models()[Document].msg
+
+
+@isolate_apps("tests.testapp")
+def test_w003_reverse_relation_and_loaded_foreign_key():
+    class Folder(LiveModelMixin, models.Model):
+        owner = models.ForeignKey("auth.User", on_delete=models.CASCADE)
+
+        def can_subscribe(self, user):
+            return self.owner == user or user in [m.user for m in self.members.all()]
+
+        class Meta:
+            app_label = "testapp"
+
+    class Member(models.Model):
+        folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="members")
+        user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
+
+        class Meta:
+            app_label = "testapp"
+
+    from notify_kit.checks import _policy_reads
+
+    assert _policy_reads(Folder) == [
+        ".all() (a query)",
+        "self.members (a reverse relation)",
+        "self.owner (a related object)",
+    ]

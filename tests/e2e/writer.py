@@ -2,6 +2,7 @@
 
     python -m tests.e2e.writer HASHID=TITLE ...          # set titles
     python -m tests.e2e.writer --rounds N HASHID ...      # titles "1".."N" on each note, round robin
+    python -m tests.e2e.writer --memo HASHID FIELD=VALUE  # one save of a Memo (owner=USERNAME)
 
 It exits as soon as the saves return: queued notifications go out from notify_kit's exit flush.
 """
@@ -16,10 +17,24 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 django.setup()
 
-from tests.testapp.models import Note
+from django.contrib.auth import get_user_model
+
+from tests.testapp.models import Memo, Note
+
+
+def save_memo(hashid: str, assignments: list[str]) -> None:
+    memo = Memo.get_by_hashid(hashid)
+    for assignment in assignments:
+        name, value = assignment.split("=", 1)
+        setattr(memo, name, get_user_model().objects.get(username=value) if name == "owner" else value)
+    memo.save()
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--memo"]:
+        save_memo(argv[1], argv[2:])
+        print(json.dumps({"saves": 1}))
+        return
     if argv[:1] == ["--rounds"]:
         rounds, hashids = int(argv[1]), argv[2:]
         notes = [Note.get_by_hashid(h) for h in hashids]
