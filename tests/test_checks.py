@@ -325,11 +325,11 @@ def test_w003_reverse_relation_and_loaded_foreign_key():
     class Folder(LiveModelMixin, models.Model):
         owner = models.ForeignKey("auth.User", on_delete=models.CASCADE)
 
-        def can_subscribe(self, user):
-            return self.owner == user or user in [m.user for m in self.members.all()]
-
         class Meta:
             app_label = "testapp"
+
+        def can_subscribe(self, user):
+            return self.owner == user or user in [m.user for m in self.members.all()]
 
     class Member(models.Model):
         folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="members")
