@@ -32,7 +32,7 @@ def _live_models(app_configs: Any = None) -> list[type[models.Model]]:
 @checks.register()
 def check_live_models(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E001 unimportable serializer, E003 non-integer primary key, E004 bad tracker or access-field settings."""
-    from .models import tracker_of
+    from .trackers import tracker_of
 
     errors: list[checks.CheckMessage] = []
     for model in _live_models(app_configs):
