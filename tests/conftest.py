@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from notify_kit import notifications
+from notify_kit import health, notifications
 from notify_kit.consumers import NotificationConsumer
 
 CI = bool(os.environ.get("CI"))
@@ -78,8 +78,8 @@ def _drain_notifications():
     """Leave no queued notification or outage state behind for the next test."""
     yield
     notifications.flush(5)
-    notifications._health.failing = False
-    notifications._health.dropped = 0
+    health.health.failing = False
+    health.health.dropped = 0
 
 
 @pytest.fixture
