@@ -271,7 +271,9 @@ def _is_plain_channels_redis(layer: Any) -> bool:
             _redis_layer_class = False
         else:
             _redis_layer_class = RedisChannelLayer
-    return bool(_redis_layer_class) and type(layer).group_send is _redis_layer_class.group_send
+    # getattr: channels-redis' pub/sub layer has no group_send on its class (its instances
+    # forward it through __getattr__), and must take the public group_send path, not fail here.
+    return bool(_redis_layer_class) and getattr(type(layer), "group_send", None) is _redis_layer_class.group_send
 
 
 # The fast path reads channels-redis' layer the way its own group_send does: _group_key(),
