@@ -36,8 +36,8 @@ def sharded(two_private_redis, settings):
     """A channels-redis core layer over two private Redis servers, the layer notify_kit uses."""
     prefix = f"{settings.CHANNEL_LAYERS['redis']['CONFIG']['prefix']}sh"
     config = {"hosts": [redis_host(redis.url) for redis in two_private_redis], "prefix": prefix, "capacity": 1000}
-    settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, ALIAS: {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                                                  "CONFIG": config}}  # fmt: skip
+    layer = {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": config}
+    settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, ALIAS: layer}
     settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "CHANNEL_LAYER": ALIAS}
     yield Shards(two_private_redis, config)
     # A failed test may leave events owed to its receivers: the sender would go on retrying
@@ -56,8 +56,8 @@ class Shards:
 
     def set_capacity(self, settings, capacity: int) -> None:
         self.config = {**self.config, "capacity": capacity}
-        settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, ALIAS: {**settings.CHANNEL_LAYERS[ALIAS],
-                                                                      "CONFIG": self.config}}  # fmt: skip
+        layer = {**settings.CHANNEL_LAYERS[ALIAS], "CONFIG": self.config}
+        settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, ALIAS: layer}
 
     def groups_on(self, host: int, count: int) -> list[str]:
         """``count`` group names whose member sets live on ``host``."""
