@@ -23,7 +23,7 @@ from weakref import WeakKeyDictionary
 from django.db import transaction
 from rest_framework.utils.encoders import JSONEncoder
 
-from . import notifications
+from . import notifications, suppression
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -177,6 +177,11 @@ def _pending_for(instance: LiveModelMixin, using: str) -> _Pending | None:
 
 def record_update(instance: LiveModelMixin, changed: list[str], using: str) -> None:
     """Note that tracked ``changed`` fields of ``instance`` were saved; notify after commit."""
+    if suppression.active():  # decided now, in the writer's context, not when the commit comes
+        # Content is silenced, access never is: subscribers must still be rechecked (see suppression).
+        changed = [field for field in changed if field in instance.live_access_fields]
+        if not changed:
+            return
     pending = _pending_for(instance, using)
     if pending is None:  # autocommit: the row is committed already
         pending = _Pending(instance, (), {})
@@ -189,6 +194,8 @@ def record_update(instance: LiveModelMixin, changed: list[str], using: str) -> N
 
 def record_delete(instance: LiveModelMixin, using: str) -> None:
     """Note that ``instance`` was deleted; notify after commit."""
+    if suppression.active():
+        return
     pending = _pending_for(instance, using)
     if pending is None:
         pending = _Pending(instance, (), {})
