@@ -31,7 +31,7 @@ from . import capture
 logger = logging.getLogger("notify_kit")
 
 
-class Captured(list):  # type: ignore[type-arg]
+class Captured(list[dict[str, Any]]):
     """The frames a block caused, in the order they were sent: a list of dicts, as on the wire.
 
     ``messages`` keeps every ``(group, channel-layer message)`` pair; ``rechecks`` lists the
