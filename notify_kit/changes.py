@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 
 from django.db import transaction
 
-from . import audiences, notifications, rows
+from . import audiences, notifications, rows, suppression
 from .events import Event, Views
 
 if TYPE_CHECKING:
@@ -176,8 +176,21 @@ def _pending_for(instance: Any, using: str) -> _Pending:
     return pending
 
 
+def seal(using: str) -> None:
+    """Let no later change merge into the callbacks queued so far on ``using`` (notify_kit.testing).
+
+    Inside a TestCase every write shares the test's one transaction: a row created in setUp and
+    saved in the test would otherwise be announced once, as created, by a callback that never runs.
+    """
+    registry = _registries.get(transaction.get_connection(using))
+    if registry is not None:
+        registry.clear()
+
+
 def record_create(instance: Any, using: str, *, written: rows.Snapshot) -> None:
     """Note that ``instance`` was created; collection subscribers who may see it get ``created``."""
+    if suppression.active():  # decided now, in the writer's context, not when the commit comes
+        return
     pending = _pending_for(instance, using)
     pending.created = True
     pending.written = written
@@ -197,6 +210,11 @@ def record_update(
 ) -> None:
     """Note a save of ``instance``: tracked ``changed`` fields, whether access may have changed, what
     was written (rows.snapshot), and who could see it before (called once per transaction)."""
+    if suppression.active():  # decided now, in the writer's context, not when the commit comes
+        # Content is silenced, access never is: subscribers are still checked (see suppression).
+        changed = []
+        if not access_changed:
+            return
     pending = _pending_for(instance, using)
     pending.changed.update(changed)
     if access_changed:
@@ -220,6 +238,8 @@ def record_access_change(instance: Any, using: str, *, before: audiences.View) -
 
 def record_delete(instance: Any, using: str, *, before: audiences.View | None = None) -> None:
     """Note that ``instance`` was deleted; notify after commit."""
+    if suppression.active():
+        return
     pending = _pending_for(instance, using)
     pending.note_before(before)
     pending.deleted = True

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from notify_kit import health, notifications
 from notify_kit.consumers import NotificationConsumer
+from notify_kit.testing import notify_kit_capture  # noqa: F401 - the fixture, imported as the docs tell projects to
 
 CI = bool(os.environ.get("CI"))
 

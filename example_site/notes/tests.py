@@ -9,6 +9,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client, TestCase
 from django.urls import reverse
 
+from notify_kit import suppress
+from notify_kit.testing import assert_not_notified, assert_notified, capture_notifications
+
 from .models import Inbox, Note
 
 LIST = reverse("note-list")
@@ -115,3 +118,19 @@ class ExampleSiteTests(TestCase):
         self.assertFalse(self.shared.can_subscribe(self.carol))
         self.assertTrue(Inbox.for_user(self.bob).can_subscribe(self.bob))
         self.assertFalse(Inbox.for_user(self.bob).can_subscribe(self.alice))
+
+    def test_api_edit_notifies_subscribers(self):
+        # capture_notifications runs the on-commit callbacks TestCase would never run, and records
+        # the frames the note's subscribers would receive, with no channel layer involved.
+        client = self.login(self.bob)
+        with capture_notifications() as sent:
+            response = client.patch(detail(self.shared), {"title": "Bob's plan"}, content_type="application/json")
+        frame = assert_notified(sent, self.shared, "updated", changed=["title"])
+        self.assertEqual(frame["data"], response.json())  # the API and the live event carry the same data
+        assert_not_notified(sent, self.private)
+
+    def test_suppressed_import_notifies_nobody(self):
+        with capture_notifications() as sent:
+            with suppress():
+                Note.objects.filter(pk=self.shared.pk).get().delete()
+        assert_not_notified(sent)

@@ -23,10 +23,10 @@ from channels.db import database_sync_to_async
 from channels_redis.core import RedisChannelLayer
 from channels_redis.utils import _consistent_hash
 
-from notify_kit import notifications
+from notify_kit import channels_redis_fastpath, notifications, sender_thread
 from notify_kit.conf import redis_host
 from tests.conftest import save
-from tests.test_notifications import note_event
+from tests.send_helpers import note_event
 
 ALIAS = "redis_sharded"
 
@@ -42,7 +42,7 @@ def sharded(two_private_redis, settings):
     yield Shards(two_private_redis, config)
     # A failed test may leave events owed to its receivers: the sender would go on retrying
     # them on an alias that no longer exists, and report the layer down in later tests.
-    sender = notifications._background.current()
+    sender = sender_thread._background.current()
     if sender is not None:
         sender.loop.call_soon_threadsafe(sender._backlogs.pop, ALIAS, None)
 
@@ -115,13 +115,13 @@ class Receiver:
 def fast_path_calls(monkeypatch):
     """Batches that went through the fast path (not group_send): it must be the one under test."""
     calls: list[int] = []
-    real = notifications._redis_deliver
+    real = channels_redis_fastpath.deliver
 
     async def counting(layer, items, backlog):
         calls.append(len(items))
         await real(layer, items, backlog)
 
-    monkeypatch.setattr(notifications, "_redis_deliver", counting)
+    monkeypatch.setattr(channels_redis_fastpath, "deliver", counting)
     return calls
 
 
@@ -192,7 +192,7 @@ async def test_full_receivers_on_both_hosts_are_owed_the_final_state(sharded, se
 
             def flush_then_look():
                 flushed = notifications.flush(5)
-                return flushed, any(notifications._background.current()._backlogs.values())
+                return flushed, any(sender_thread._background.current()._backlogs.values())
 
             flushing = asyncio.ensure_future(asyncio.to_thread(flush_then_look))
             frames = [[json.loads((await r.receive())["text"]) for _ in range(3)] for r in receivers]
