@@ -23,6 +23,7 @@ from django.db import transaction
 
 from . import notifications, rows
 from .events import Event
+from .middleware import current_socket_id
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -38,8 +39,8 @@ class _Pending:
     """One object's merged changes in one transaction (at one savepoint level); the on-commit callback."""
 
     __slots__ = (
-        "access_changed", "changed", "deleted", "group", "hashid", "index", "instance", "key", "label", "queued_in",
-        "registry", "using", "written",
+        "access_changed", "changed", "deleted", "group", "hashid", "index", "instance", "key", "label", "origin",
+        "queued_in", "registry", "using", "written",
     )  # fmt: skip
 
     def __init__(
@@ -59,6 +60,9 @@ class _Pending:
         self.using = using
         self.queued_in: list[Any] | None = None
         self.index = -1
+        # The socket whose request made the change (SocketIdMiddleware), read now, on the writer's
+        # thread: the callback runs after commit, when the request may be over.
+        self.origin = current_socket_id()
 
     def __call__(self) -> None:
         """Run by Django after commit: read the committed state, serialize once, hand the event over."""
@@ -75,7 +79,7 @@ class _Pending:
     def event(self) -> Event | None:
         """The event this transaction's changes of the object amount to, as committed."""
         if self.deleted:
-            return Event(self.label, self.hashid, deleted=True, data=None, changed=set())
+            return Event(self.label, self.hashid, deleted=True, data=None, changed=set(), origin=self.origin)
         # On the writer's thread, after commit: the one place a re-read may happen (rows.committed).
         row = rows.committed(self.instance, self.written, self.using)
         if row is None:  # deleted since by another transaction, whose delete notifies
@@ -88,6 +92,7 @@ class _Pending:
             changed=self.changed,
             # Who may see the row may have changed: each subscriber checks it from these values.
             row=rows.encode(row, row.live_access_attnames()) if self.access_changed else None,
+            origin=self.origin,
         )
 
 
@@ -127,6 +132,8 @@ def _pending_for(instance: Any, using: str) -> _Pending:
     pending = registry.get(key)
     if pending is not None and _is_queued(connection, pending):
         pending.instance = instance
+        if pending.origin != current_socket_id():
+            pending.origin = None  # changes from two sockets (or none): nobody's own echo
         return pending
     pending = registry[key] = _Pending(instance, key, registry, using)
     # The bound method, not the instance: Django's robust handler logs func.__qualname__, which

@@ -11,6 +11,11 @@ Events of one object fold when the sender falls behind on it (a notifications.Co
 ``changed`` becomes the union, ``data`` and ``row`` the newest, a delete wins, and the frame
 counts what it folds in (``coalesced``), so nothing is lost silently and the final state
 always goes out.
+
+An event made by a request that carried a socket id (notify_kit.middleware) names that socket
+as its ``origin``, beside the text: that one socket skips it (its own echo). Events of different
+origins fold into one of no origin, which every subscriber receives: skipping it would hide the
+other writer's change.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from .notifications import EVENT_TYPE
 class Event:
     """One object's change after commit: an update, a delete, or a change of who may see it."""
 
-    __slots__ = ("changed", "coalesced", "data", "deleted", "hashid", "label", "row")
+    __slots__ = ("changed", "coalesced", "data", "deleted", "hashid", "label", "origin", "row")
 
     def __init__(
         self,
@@ -37,9 +42,11 @@ class Event:
         data: Any,
         changed: set[str],
         row: str | None = None,
+        origin: str | None = None,
     ) -> None:
         self.label, self.hashid, self.deleted, self.data = label, hashid, deleted, data
         self.changed, self.row, self.coalesced = set(changed), row, 0
+        self.origin = origin
 
     @property
     def has_frame(self) -> bool:
@@ -58,12 +65,14 @@ class Event:
         self.changed |= newer.changed
         # A newer event without a row left every access field as this one's row has it.
         self.row = None if self.deleted else (newer.row or self.row)
+        if newer.origin != self.origin:
+            self.origin = None
         return True
 
     def copy(self) -> Event:
         """An independent copy (the sender folds into it for one receiver only)."""
         twin = Event(self.label, self.hashid, deleted=self.deleted, data=self.data, changed=self.changed, row=self.row)
-        twin.coalesced = self.coalesced
+        twin.coalesced, twin.origin = self.coalesced, self.origin
         return twin
 
     def to_message(self) -> dict[str, Any]:
@@ -73,6 +82,8 @@ class Event:
             message["text"] = self.render()
         if self.row is not None:
             message["row"] = self.row
+        if self.origin is not None:
+            message["origin"] = self.origin
         return message
 
     def render(self) -> str:
