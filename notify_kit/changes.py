@@ -24,6 +24,7 @@ from django.db import transaction
 
 from . import audiences, notifications, rows, suppression
 from .events import Event, Views
+from .middleware import current_socket_id
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -43,7 +44,7 @@ class _Pending:
 
     __slots__ = (
         "access_changed", "before", "changed", "created", "deleted", "group", "hashid", "index", "instance", "key",
-        "label", "queued_in", "registry", "using", "written",
+        "label", "origin", "queued_in", "registry", "using", "written",
     )  # fmt: skip
 
     def __init__(
@@ -67,6 +68,9 @@ class _Pending:
         self.using = using
         self.queued_in: list[Any] | None = None
         self.index = -1
+        # The socket whose request made the change (SocketIdMiddleware), read now, on the writer's
+        # thread: the callback runs after commit, when the request may be over.
+        self.origin = current_socket_id()
 
     def note_before(self, before: Callable[[], audiences.View | None] | audiences.View | None) -> None:
         """Remember who could see the row before this change, unless an earlier change told already."""
@@ -97,7 +101,9 @@ class _Pending:
                 return None  # created and deleted before anyone could see it
             old = self.before
             views = None if old is None else Views(old[0], None, [], old[1], None)
-            return Event(self.label, self.hashid, deleted=True, data=None, changed=set(), views=views)
+            return Event(
+                self.label, self.hashid, deleted=True, data=None, changed=set(), views=views, origin=self.origin
+            )
         # On the writer's thread, after commit: the one place a re-read may happen (rows.committed).
         row = rows.committed(self.instance, self.written, self.using)
         if row is None:  # deleted since by another transaction, whose delete notifies
@@ -113,6 +119,7 @@ class _Pending:
             row=rows.encode(row, row.live_access_attnames()) if self.access_changed and not self.created else None,
             views=self._views(row, data),
             created=self.created,
+            origin=self.origin,
         )
 
     def _views(self, row: Any, data: Any) -> Views | None:
@@ -167,6 +174,8 @@ def _pending_for(instance: Any, using: str) -> _Pending:
     pending = registry.get(key)
     if pending is not None and _is_queued(connection, pending):
         pending.instance = instance
+        if pending.origin != current_socket_id():
+            pending.origin = None  # changes from two sockets (or none): nobody's own echo
         return pending
     pending = registry[key] = _Pending(instance, key, registry, using)
     # The bound method, not the instance: Django's robust handler logs func.__qualname__, which

@@ -17,6 +17,10 @@ Events of one object fold when the sender falls behind on it (a notifications.Co
 ``changed`` becomes the union, the data, row and views after the write the newest, the views
 before it the oldest, a delete wins, and the frame counts what it folds in (``coalesced``), so
 nothing is lost silently and the final state always goes out.
+
+An event made by a request that carried a socket id (notify_kit.middleware) names that socket
+as its ``origin``: that one socket skips it (its own echo). Events of different origins fold into
+one of no origin, which every subscriber receives: skipping it would hide the other writer's change.
 """
 
 from __future__ import annotations
@@ -86,8 +90,8 @@ class Views:
 class Event:
     """One object's change after commit: created, updated, deleted, or a change of who may see it."""
 
-    __slots__ = ("_message", "changed", "coalesced", "created", "data", "deleted", "hashid", "ids", "label", "row",
-                 "views")  # fmt: skip
+    __slots__ = ("_message", "changed", "coalesced", "created", "data", "deleted", "hashid", "ids", "label",
+                 "origin", "row", "views")  # fmt: skip
 
     def __init__(
         self,
@@ -100,10 +104,11 @@ class Event:
         row: str | None = None,
         views: Views | None = None,
         created: bool = False,
+        origin: str | None = None,
     ) -> None:
         self.label, self.hashid, self.deleted, self.data = label, hashid, deleted, data
         self.changed, self.row, self.coalesced = set(changed), row, 0
-        self.views, self.created = views, created
+        self.views, self.created, self.origin = views, created, origin
         self.ids = [new_id()]
         self._message: dict[str, Any] | None = None
 
@@ -126,6 +131,8 @@ class Event:
         self.row = None if self.deleted else (newer.row or self.row)
         if newer.views is not None:
             self.views = newer.views if self.views is None else self.views.after(newer.views)
+        if newer.origin != self.origin:
+            self.origin = None
         self.ids.extend(newer.ids)
         self._message = None
         return True
@@ -133,7 +140,7 @@ class Event:
     def copy(self) -> Event:
         """An independent copy (the sender folds into it for one receiver or group only)."""
         twin = Event(self.label, self.hashid, deleted=self.deleted, data=self.data, changed=self.changed, row=self.row,
-                     views=self.views, created=self.created)  # fmt: skip
+                     views=self.views, created=self.created, origin=self.origin)  # fmt: skip
         twin.coalesced, twin.ids, twin._message = self.coalesced, list(self.ids), self._message
         return twin
 
@@ -145,6 +152,8 @@ class Event:
                 message["text"] = self.render()
             if self.row is not None:
                 message["row"] = self.row
+            if self.origin is not None:
+                message["origin"] = self.origin
             if self.views is not None:
                 message["views"] = self.views.to_message()
                 message["changed"] = sorted(self.changed)

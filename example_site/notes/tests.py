@@ -112,6 +112,23 @@ class ExampleSiteTests(TestCase):
         client.force_login(self.alice)
         self.assertEqual(client.post(LIST, {"title": "x"}, content_type="application/json").status_code, 403)
 
+    def test_api_writes_name_the_socket_in_x_notify_socket_id(self):
+        # The page sends client.headers() with its API calls; SocketIdMiddleware notes the id, and
+        # the event of the write names it as its origin: that socket does not get its own echo.
+        sent = []
+        client = self.login(self.alice)
+        with (
+            mock.patch("notify_kit.notifications.send", lambda group, event: sent.append(event)),
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            socket_id = "k3Jq0-Z_abcdefghijklmn"
+            response = client.patch(
+                detail(self.shared), {"title": "Mine"}, content_type="application/json",
+                headers={"X-Notify-Socket-ID": socket_id},
+            )  # fmt: skip
+            self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual([(event.data["title"], event.origin) for event in sent], [("Mine", socket_id)])
+
     def test_can_subscribe(self):
         self.assertTrue(self.shared.can_subscribe(self.alice))
         self.assertTrue(self.shared.can_subscribe(self.bob))

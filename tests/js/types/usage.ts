@@ -6,6 +6,7 @@
 import connectDefault, {
   connect,
   type DeletedFrame,
+  type EchoMode,
   type ErrorFrame,
   NotifyClient,
   NotifyError,
@@ -20,6 +21,8 @@ import connectDefault, {
   type Unsubscribe,
   type UpdatedFrame,
   type WebSocketLike,
+  type WelcomeFrame,
+  SOCKET_ID_HEADER,
   webSocketUrl,
 } from "notify-kit";
 
@@ -46,6 +49,7 @@ const options: NotifyOptions = {
   clearTimeout: (timer) => globalThis.clearTimeout(timer),
   random: Math.random,
   location: globalThis.location,
+  echo: "skip",
 };
 
 /** A hand-made socket (as in the unit tests) is a WebSocketLike too. */
@@ -73,6 +77,24 @@ const third = new NotifyClient("/ws/notifications/");
 const status: NotifyStatus = client.status;
 const held: Array<{ model: string; id: string }> = client.subscriptions();
 assertType<Equal<typeof connectDefault, typeof connect>>();
+
+// --- own echoes: the socket id, the headers for API calls, the marked frames --------------------
+
+const socketId: string | null = client.socketId;
+const mode: EchoMode = "mark";
+const marking = connect("/ws/notifications/", { echo: mode });
+async function save(): Promise<Response> {
+  return fetch("/api/notes/1/", { method: "PATCH", headers: { ...client.headers(), "Content-Type": "application/json" } });
+}
+const direct: HeadersInit = client.headers();
+const headerName: "X-Notify-Socket-ID" = SOCKET_ID_HEADER;
+const welcome: WelcomeFrame = { type: "welcome", socket_id: "opaque" };
+marking.subscribe<Note>("notes.note", "Xk9vB2pQ", (event) => {
+  if (event.type !== "revoked") {
+    const mine: true | undefined = event.echo;
+    void mine;
+  }
+});
 
 // --- subscribe: typed data, narrowing on `type`, the ack, the unsubscribe -----------------------
 
@@ -156,7 +178,12 @@ client.status = "closed";
 connect("/ws/", { ackTimeout: "10s" });
 // @ts-expect-error: unknown options are rejected (catches typos such as maxDelays)
 connect("/ws/", { maxDelays: 1000 });
+// @ts-expect-error: echo is "skip", "mark" or "all"
+connect("/ws/", { echo: "none" });
+// @ts-expect-error: socketId is read-only
+client.socketId = "forged";
 // @ts-expect-error: typed data: Note has no `body`
 client.subscribe<Note>("notes.note", "x", (event) => event.type === "updated" && event.data.body);
 
+void [socketId, save, direct, headerName, welcome];
 void [other, third, status, held, lifecycle, fromServer, custom, asError, url, here, socketLike, badStatus];
