@@ -50,6 +50,9 @@ NOT_FOUND_DETAIL = "No such object, or you may not subscribe to it."
 LAYER_UNAVAILABLE_CLOSE_CODE = 1013
 #: What ``?echo=`` may ask for: skip this socket's own echoes, or send them marked ``"echo": true``.
 ECHO_MODES = frozenset({"skip", "mark"})
+#: The same, where the server refuses to send 1013: daphne (through autobahn) lets an application
+#: close only with 1000 or 3000-4999, and raises on anything else (django/daphne#374).
+LAYER_UNAVAILABLE_FALLBACK_CLOSE_CODE = 4013
 # Handlers that need no database connection cleanup first (see the module docstring).
 _NO_CLEANUP = frozenset({"websocket.receive", notifications.EVENT_TYPE, notifications.RECHECK_TYPE})
 
@@ -92,6 +95,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     """Subscribes a WebSocket to live objects its user may see, and forwards their notifications."""
 
     request_serializer_class = SubscriptionRequestSerializer
+    _closed_unavailable = False  # set once the socket was closed because the layer failed
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -109,15 +113,41 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         """Run the consumer; if the channel layer fails under it, close with 1013 instead of crashing."""
         try:
             await super().__call__(scope, receive, send)
-        except Exception as exc:  # noqa: BLE001 - e.g. Redis went away under the receive loop
+        except Exception as exc:  # e.g. Redis went away under the receive loop
             # Without the layer this socket can receive nothing: say so with 1013 (try again
             # later) so the client reconnects with backoff and subscribes again, rather than
             # letting the server log a crash and close with 1011.
             logger.warning("notify_kit: closing a socket, the channel layer failed: %s: %s", type(exc).__name__, exc)
+            if not await self._close_unavailable():
+                # Returning now would leave the socket open: daphne closes a socket only when its
+                # application raises (1011), never when it returns. Better 1011 than a silent socket.
+                raise
+            # The server will not dispatch websocket.disconnect to a consumer that has returned:
+            # leave the groups here, or the layer keeps sending to a channel nobody reads.
             try:
-                await self.close(code=LAYER_UNAVAILABLE_CLOSE_CODE)
-            except Exception:  # noqa: BLE001 - the socket may be gone already
-                pass
+                await self.disconnect(LAYER_UNAVAILABLE_CLOSE_CODE)
+            except Exception:  # cleanup of a layer that just failed
+                logger.warning("notify_kit: could not leave the groups of a closed socket", exc_info=True)
+
+    async def _close_unavailable(self) -> bool:
+        """Close with 1013, or 4013 where the server refuses 1013; whether a close was accepted.
+
+        Called as soon as a handler finds the layer failing, not only from ``__call__``: on the way
+        out, Channels' ``await_many_dispatch`` awaits the channel-layer receive it cancelled, and on
+        Python 3.11 that cancellation can be lost (``asyncio.wait_for`` in redis-py's command write
+        swallows a cancel that lands as the write completes, CPython gh-86296), after which
+        channels-redis polls Redis for as long as it is up: the close must not wait for it.
+        """
+        if self._closed_unavailable:
+            return True
+        for code in (LAYER_UNAVAILABLE_CLOSE_CODE, LAYER_UNAVAILABLE_FALLBACK_CLOSE_CODE):
+            try:
+                await self.close(code=code)
+                self._closed_unavailable = True
+                return True
+            except Exception:  # daphne raises on 1013; a socket may be gone already
+                logger.debug("notify_kit: the server refused close code %s", code, exc_info=True)
+        return False
 
     async def connect(self) -> None:
         """Called when the WebSocket opens; anonymous users connect too and get what can_subscribe allows."""
@@ -158,6 +188,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
                     await asyncio.sleep(delay)
             await self.send_error(error.code, error.detail, _request_id_of(content))
         except _LayerUnavailable:
+            # Close before the error unwinds: Channels then waits for its cancelled channel-layer
+            # receive, which can miss the cancellation and run on (see _close_unavailable).
+            await self._close_unavailable()
             raise
         except Exception:  # a bug or a dead database must not drop the socket
             logger.exception("notify_kit: error while handling a client frame")

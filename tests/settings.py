@@ -60,7 +60,8 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # A prefix per process keeps parallel runs (tox envs, e2e servers) apart in one Redis.
         "CONFIG": {
-            "hosts": [redis_host(REDIS_URL)],
+            # NOTIFY_KIT_TEST_PLAIN_REDIS: a bare URL, redis-py's defaults (the fault tests' idle timeout).
+            "hosts": [REDIS_URL if os.environ.get("NOTIFY_KIT_TEST_PLAIN_REDIS") else redis_host(REDIS_URL)],
             "prefix": _REDIS_PREFIX,
             # channels-redis drops messages beyond a channel's capacity (default 100) silently;
             # the load tests push hundreds of updates per socket, as docs/deployment.md advises.

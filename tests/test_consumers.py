@@ -609,3 +609,34 @@ async def test_idle_consumer_on_redis_outlives_the_blocking_receive_timeout(redi
         note.title = "after a long idle"
         await save(note)
         assert (await client.receive(timeout=5))["data"]["title"] == "after a long idle"
+
+
+# -- the channel layer failing under a socket ----------------------------------------------------
+
+
+class StubbornLayer(InMemoryChannelLayer):
+    """Joining a group fails, and receive misses its first cancellation and runs on.
+
+    Python 3.11's ``asyncio.wait_for``, which redis-py wraps around every command write, loses a
+    cancellation that lands as the write completes (python/cpython#86296); channels-redis then
+    keeps polling Redis. A second cancellation is honoured, so the test leaves nothing running.
+    """
+
+    async def receive(self, channel):
+        try:
+            return await super().receive(channel)
+        except asyncio.CancelledError:
+            await asyncio.sleep(30)
+            raise
+
+    async def group_add(self, group, channel):
+        raise ConnectionError("Redis went away")
+
+
+async def test_a_failed_join_closes_at_once_even_if_the_layer_receive_runs_on(settings, ws, alice, note):
+    settings.CHANNEL_LAYERS = {**settings.CHANNEL_LAYERS, "stubborn": {"BACKEND": "tests.test_consumers.StubbornLayer"}}
+    settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "CHANNEL_LAYER": "stubborn"}
+    async with ws(alice) as client:
+        await client.send({"model": "testapp.note", "id": note.hashid})
+        # The close comes before Channels waits for the cancelled receive, not 30 s later.
+        assert await client.communicator.receive_output(2) == {"type": "websocket.close", "code": 1013}

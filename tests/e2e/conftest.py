@@ -43,6 +43,8 @@ def process_env(**extra: str) -> dict[str, str]:
 class Server:
     """An ASGI server process (uvicorn or daphne) serving tests.asgi on a loopback port."""
 
+    app, cwd = "tests.asgi:application", ROOT
+
     def __init__(self, kind: str = "uvicorn", port: int | None = None, **env: str):
         self.kind, self.port, self.env = kind, port or free_port(), env
         self.process: subprocess.Popen[bytes] | None = None
@@ -57,11 +59,11 @@ class Server:
 
     def start(self, timeout: float = 20) -> Server:
         if self.kind == "daphne":
-            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "tests.asgi:application"]
+            cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), self.app]
         else:
             cmd = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--log-level", "warning", "tests.asgi:application"]  # fmt: skip
-        self.process = subprocess.Popen(cmd, cwd=ROOT, env=process_env(**self.env))
+                   "--log-level", "warning", self.app]  # fmt: skip
+        self.process = subprocess.Popen(cmd, cwd=self.cwd, env=self.process_env())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -73,6 +75,9 @@ class Server:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.kind} did not listen on {self.port} within {timeout}s")
+
+    def process_env(self) -> dict[str, str]:
+        return process_env(**self.env)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None or self.process.poll() is not None:
