@@ -63,7 +63,8 @@ def audiences_of(instance: models.Model) -> list[tuple[str, Any]]:
     return [(str(key), None) for key in declared]
 
 
-def _serializer_class(model: type[models.Model], serializer: Any) -> type:
+def serializer_class(model: type[models.Model], serializer: Any) -> type:
+    """The serializer class an audience names: a class, a dotted path, or None for the live serializer."""
     if serializer is None:
         return model.get_live_serializer_class()  # type: ignore[attr-defined, no-any-return]
     if isinstance(serializer, str):
@@ -85,7 +86,7 @@ def payloads(
     index_of: dict[type, int] = {}
     ordered: list[list[Any]] = []
     for key, serializer in keyed:
-        cls = _serializer_class(model, serializer)
+        cls = serializer_class(model, serializer)
         if cls not in index_of:
             index_of[cls] = len(texts)
             data = known[cls] if known and cls in known else serialize(cls, instance)

@@ -17,8 +17,10 @@ DEFAULTS: dict[str, Any] = {
     # Every process that encodes or decodes ids must share it (or SECRET_KEY).
     "HASHIDS_SALT": None,
     "HASHIDS_MIN_LENGTH": 8,
-    # Per WebSocket connection.
+    # Per WebSocket connection (objects and collections together).
     "MAX_SUBSCRIPTIONS": 100,
+    # Most rows a collection's snapshot carries (`"truncated": true` when there are more).
+    "SNAPSHOT_LIMIT": 500,
     "MAX_MESSAGE_BYTES": 4096,
     # Subscribe/unsubscribe frames per connection: a burst of SUBSCRIBE_BURST, refilled at
     # SUBSCRIBE_RATE per second (token bucket).

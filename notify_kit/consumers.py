@@ -39,7 +39,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.apps import apps
 
-from . import access, notifications, rows
+from . import access, audiences, filters, notifications, rows, snapshots, subscriptions
 from .conf import settings
 from .serializers import SubscriptionRequestSerializer, is_live
 
@@ -100,11 +100,10 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.channel_layer_alias = settings.CHANNEL_LAYER
-        # group -> (model label, hashid) of every subscription on this socket. This table, not
-        # the layer's group membership, decides what is forwarded: a group leave that failed
-        # (and is being retried) must not let anything through after `unsubscribed`/`revoked`.
-        self.subscriptions: dict[str, tuple[str, str]] = {}
-        self._subscribed: set[tuple[str, str]] = set()
+        # This socket's subscriptions. This table, not the layer's group membership, decides what
+        # is forwarded: a group leave that failed (and is being retried) must not let anything
+        # through after `unsubscribed`/`revoked`.
+        self._table = subscriptions.Table()
         # Set in connect() when the client asked (?echo=skip|mark); None: this socket has no id.
         self.socket_id: str | None = None
         self.echo_mode: str | None = None
@@ -217,62 +216,128 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         serializer = self.request_serializer_class(data=content)
         if not serializer.is_valid():
             raise _RequestError("invalid", _describe(serializer.errors))
-        request = serializer.validated_data
-        label = request["model"].lower()
-        if request["type"] == "subscribe":
-            await self.subscribe(label, request["id"])
+        request = dict(serializer.validated_data)
+        label = request["model"] = request["model"].lower()
+        answer: dict[str, Any] = {"type": request["type"] + "d", "model": label}
+        if "id" in request:
+            answer["id"] = request["id"]
         else:
-            await self.unsubscribe(label, request["id"])
-        answer = {"type": request["type"] + "d", "model": label, "id": request["id"]}
+            answer["filter"] = request.get("filter") or {}
         if "request_id" in request:
             answer["request_id"] = request["request_id"]
+        if request["type"] == "subscribe":
+            answer.update(await self.subscribe(label, request))
+        elif "id" in request:
+            await self.unsubscribe(label, request["id"])
+        else:
+            await self._leave(subscriptions.identity(label, None, self._filter(label, request)[0]))
         await self.send_json(answer)
 
-    async def subscribe(self, label: str, hashid: str) -> None:
-        """Join the group of (label, hashid) if the user may see it; raise _RequestError otherwise."""
+    def _filter(self, label: str, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         model = _live_models().get(label)
-        pk = model.pk_from_hashid(hashid) if model is not None else None
-        if model is None or pk is None:
+        if model is None:
+            raise _RequestError("not_found", NOT_FOUND_DETAIL)
+        try:
+            return filters.parse(model, request.get("filter") or {})
+        except filters.FilterError as exc:
+            raise _RequestError("invalid", str(exc)) from None
+
+    async def subscribe(self, label: str, request: dict[str, Any] | str) -> dict[str, Any]:
+        """Subscribe to an object or a collection the user may see; returns what the answer adds.
+
+        Raises _RequestError (``not_found``, ``invalid``, ``limit``) otherwise.
+        """
+        if isinstance(request, str):  # subscribe(label, hashid), as before collections existed
+            request = {"id": request}
+        model = _live_models().get(label)
+        hashid = request.get("id")
+        pk = model.pk_from_hashid(hashid) if model is not None and hashid is not None else None
+        if model is None or (hashid is not None and pk is None):
             # Same time-floored answer as a missing row; the extra DB round trip of that path
             # is not worth doing for ids that cannot exist.
             raise _RequestError("not_found", NOT_FOUND_DETAIL)
-        group = notifications.group_name(label, hashid)
-        if group in self.subscriptions:
-            # Subscribing again asks again: access may have changed since the first answer.
-            if not await self._allowed(model, pk):
-                await self.unsubscribe(label, hashid)
-                raise _RequestError("not_found", NOT_FOUND_DETAIL)
-            return
-        if len(self.subscriptions) >= int(settings.MAX_SUBSCRIPTIONS):
+        compare, lookups = self._filter(label, request) if hashid is None else ({}, {})
+        fields = request.get("fields")
+        if fields is not None:
+            known = set(model.get_live_serializer_class()().fields)
+            unknown = sorted(set(fields) - known)
+            if unknown:
+                raise _RequestError(
+                    "invalid", f"fields: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})."
+                )
+        key = subscriptions.identity(label, hashid, compare)
+        existing = self._table.get(key)
+        if existing is None and len(self._table) >= int(settings.MAX_SUBSCRIPTIONS):
             raise _RequestError("limit", f"At most {settings.MAX_SUBSCRIPTIONS} subscriptions per connection.")
-        # Join first, then check: a change of access committed between the check and the join
+        user = self.scope.get("user")
+        keys = frozenset(await database_sync_to_async(_held_keys)(model, user))
+        groups = [audiences.group(label, digest) for digest in sorted(keys)] if hashid is None else []
+        if hashid is not None:
+            groups.insert(0, notifications.group_name(label, hashid))
+        # Join first, then check and read: a change committed between the check and the join
         # would otherwise send its event before this socket could receive it, and the stale
         # answer would stand. Events that arrive meanwhile wait until this handler returns
         # (a consumer handles one message at a time), and by then the table decides.
+        joined = [group for group in groups if existing is None and not self._table.joined(group)]
+        for group in joined:
+            try:
+                await notifications.group_add(group, self.channel_name)
+            except Exception as exc:  # re-raised as the one error __call__ turns into 1013
+                await self._close_unavailable()  # now: see _close_unavailable
+                raise _LayerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         try:
-            await notifications.group_add(group, self.channel_name)
-        except Exception as exc:  # re-raised as the one error __call__ turns into 1013
-            # Propagates to __call__, which closes with 1013: the client reconnects later and
-            # subscribes again, instead of dropping this subscription over an `error` answer.
-            raise _LayerUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        try:
-            allowed = await self._allowed(model, pk)
+            found = await self._check_and_read(model, pk, user, keys, lookups, bool(request.get("snapshot")))
         except BaseException:
-            await notifications.group_discard(group, self.channel_name)
+            await self._discard(joined)
             raise
-        if not allowed:
-            await notifications.group_discard(group, self.channel_name)
+        if found is None:  # not (or no longer) allowed
+            await self._discard(joined)
+            if existing is not None:
+                await self._leave(key)
             raise _RequestError("not_found", NOT_FOUND_DETAIL)
-        self.subscriptions[group] = (label, hashid)
-        self._subscribed.add((label, hashid))
+        if existing is None:
+            self._table.add(
+                subscriptions.Subscription(
+                    label,
+                    hashid=hashid,
+                    filter=compare,
+                    keys=keys,
+                    by_keys=hashid is not None and _decides_by_keys(model, type(self)),
+                    actions=frozenset(request.get("actions") or subscriptions.ACTIONS),
+                    fields=None if fields is None else tuple(fields),
+                    request_id=request.get("request_id", subscriptions.NO_REQUEST_ID) if hashid is None else
+                    subscriptions.NO_REQUEST_ID,
+                    groups=tuple(groups),
+                )
+            )  # fmt: skip
+        return found
+
+    @database_sync_to_async
+    def _check_and_read(
+        self, model: Any, pk: int | None, user: Any, keys: frozenset[str], lookups: dict[str, Any], snapshot: bool
+    ) -> dict[str, Any] | None:
+        """On the database thread: may the user subscribe, and the snapshot if asked. None: not allowed."""
+        if pk is None:  # a collection: the user's keys decide, row by row
+            if not snapshot:
+                return {}
+            rows, truncated = snapshots.collection(model, user, keys, lookups, int(settings.SNAPSHOT_LIMIT))
+            return {"data": rows, "truncated": True} if truncated else {"data": rows}
+        obj = self.get_object(model, pk)
+        if obj is None or not self.can_subscribe(obj, user):
+            return None
+        return {"data": snapshots.instance(obj, keys)} if snapshot else {}
 
     async def unsubscribe(self, label: str, hashid: str) -> None:
         """Leave the group of (label, hashid); a no-op when not subscribed."""
-        self._subscribed.discard((label, hashid))  # first: nothing more is forwarded, whatever the layer does
-        for group, key in list(self.subscriptions.items()):
-            if key == (label, hashid):
-                del self.subscriptions[group]
-                await notifications.group_discard(group, self.channel_name)
+        await self._leave(subscriptions.identity(label, hashid, None))
+
+    async def _leave(self, key: tuple[str, str, str]) -> None:
+        _, unused = self._table.remove(key)  # first: nothing more is forwarded, whatever the layer does
+        await self._discard(unused)
+
+    async def _discard(self, groups: list[str]) -> None:
+        for group in groups:
+            await notifications.group_discard(group, self.channel_name)
 
     @database_sync_to_async
     def _allowed(self, model: type, pk: int) -> bool:
@@ -281,34 +346,43 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     def get_object(self, model: type, pk: int) -> Any:
         """Load the object a client asks for (runs on the database thread); None if missing."""
-        return model._default_manager.filter(pk=pk).first()
+        return model._default_manager.filter(pk=pk).first()  # type: ignore[attr-defined]
 
     def can_subscribe(self, obj: Any, user: Any) -> bool:
         """Whether ``user`` may subscribe to ``obj`` (on the event loop when it needs no query)."""
-        return obj.can_subscribe(user)
+        return bool(obj.can_subscribe(user))
 
     async def notify_event(self, event: dict[str, Any]) -> None:
-        """Forward a notification: its text was encoded once, by the sender, for every subscriber."""
-        if (event["model"], event["id"]) not in self._subscribed:
+        """Forward an event to each subscription it concerns, decided from the event alone."""
+        if not self._table.first_time(event.get("event")):
+            return  # the same event through another of this socket's groups
+        label, hashid = event["model"], event["id"]
+        echo = self.socket_id is not None and event.get("origin") == self.socket_id
+        instance = self._table.instance(label, hashid)
+        if instance is not None:
+            await self._forward_instance(instance, event, echo)
+        for sub in list(self._table.collections.get(label, ())):
+            text = subscriptions.collection_frame(sub, event, echo and self.echo_mode == "mark")
+            if text is not None and not (echo and self.echo_mode != "mark"):
+                await self.send(text_data=text)
+
+    async def _forward_instance(self, sub: subscriptions.Subscription, event: dict[str, Any], echo: bool) -> None:
+        label, hashid = event["model"], event["id"]
+        if not sub.by_keys and "row" in event and not await self._allowed_by_row(event):
             return
-        if "row" in event and not await self._allowed_by_row(event):
-            return
-        text = event.get("text")
-        if text is None:  # an event that only changed who may see the row has no frame
-            return
-        if self.socket_id is not None and event.get("origin") == self.socket_id:
-            # This socket's own write, after its access check above: skipped, or marked for
-            # this one socket (the text stays encoded once for every other subscriber).
-            if self.echo_mode != "mark":
-                return
-            text = text[:-1] + ',"echo":true}'  # the frame is a compact JSON object
-        await self.send(text_data=text)
+        text = subscriptions.instance_frame(sub, event, echo and self.echo_mode == "mark")
+        if text == subscriptions.REVOKE:
+            await self._revoke(label, hashid)
+        elif text is not None and not (echo and self.echo_mode != "mark"):
+            # The writer's own echo is skipped only after the access check above: a write that
+            # revokes the writer's own access still revokes.
+            await self.send(text_data=text)
 
     async def notify_recheck(self, event: dict[str, Any]) -> None:
         """Access to an object changed outside its row: drop this subscription if the user lost it."""
-        if (event["model"], event["id"]) not in self._subscribed:
-            return
         label, hashid = event["model"], event["id"]
+        if self._table.instance(label, hashid) is None:
+            return
         model = _live_models().get(label)
         pk = model.pk_from_hashid(hashid) if model is not None else None
         try:
@@ -345,10 +419,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         """Called when the WebSocket closes: leave every group."""
-        self._subscribed.clear()
-        for group in list(self.subscriptions):
-            await notifications.group_discard(group, self.channel_name)
-        self.subscriptions.clear()
+        await self._discard(self._table.clear())
+
+    @property
+    def subscriptions(self) -> dict[str, tuple[str, str]]:
+        """group -> (model, id) of this socket's object subscriptions."""
+        return self._table.instance_groups()
 
 
 def _query_param(scope: Any, name: str) -> str | None:
@@ -376,3 +452,19 @@ def _describe(errors: dict[str, Any]) -> str:
         text = " ".join(str(m) for m in (messages if isinstance(messages, list) else [messages]))
         parts.append(f"{field}: {text}")
     return " ".join(parts)
+
+
+def _held_keys(model: Any, user: Any) -> list[str]:
+    """The digests of the audience keys ``user`` holds for ``model`` (database thread)."""
+    return [audiences.digest(key) for key in model.live_audiences_of(user)]
+
+
+def _decides_by_keys(model: Any, consumer: type) -> bool:
+    """Whether object subscriptions of ``model`` are decided by audience keys (its default policy)."""
+    from .models import LiveModelMixin
+
+    return (
+        model.declares_audiences()
+        and model.can_subscribe is LiveModelMixin.can_subscribe
+        and consumer.can_subscribe is NotificationConsumer.can_subscribe
+    )

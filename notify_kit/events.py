@@ -150,6 +150,8 @@ class Event:
             message: dict[str, Any] = {"type": EVENT_TYPE, "model": self.label, "id": self.hashid, "event": self.ids}
             if self.has_frame:
                 message["text"] = self.render()
+            if self.deleted:
+                message["deleted"] = True
             if self.row is not None:
                 message["row"] = self.row
             if self.origin is not None:

@@ -127,8 +127,38 @@ class RequestIdField(serializers.Field):
         return value
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A BooleanField that takes only JSON true and false, not "yes" or 1."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class FilterField(serializers.DictField):
+    """A collection's filter: field names to JSON scalars (checked against the model later)."""
+
+    default_error_messages = {"scalar": "Filter values must be strings, numbers, booleans or null."}
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        if len(value) > 10:
+            self.fail("invalid")
+        for name, item in value.items():
+            if len(name) > 100 or not (item is None or isinstance(item, (str, int, float, bool))):
+                self.fail("scalar")
+            if isinstance(item, str) and len(item) > 200:
+                self.fail("scalar")
+        return value
+
+
 class SubscriptionRequestSerializer(serializers.Serializer):
-    """One client frame: ``{"type": "subscribe"|"unsubscribe", "model", "id", "request_id"?}``."""
+    """One client frame: ``{"type", "model", "id"?, "filter"?, "actions"?, "fields"?, "snapshot"?, "request_id"?}``.
+
+    With ``id`` it is about one object; without, about a collection (every row the user may see
+    that matches ``filter``).
+    """
 
     type = serializers.ChoiceField(
         choices=["subscribe", "unsubscribe"],
@@ -136,5 +166,16 @@ class SubscriptionRequestSerializer(serializers.Serializer):
         error_messages={"invalid_choice": 'Unknown type; expected "subscribe" or "unsubscribe".'},
     )
     model = StrictCharField(max_length=100)
-    id = StrictCharField(max_length=64)
+    id = StrictCharField(max_length=64, required=False)
+    filter = FilterField(required=False)
+    actions = serializers.ListField(
+        child=serializers.ChoiceField(choices=["created", "updated", "deleted"]), required=False, max_length=3
+    )
+    fields = serializers.ListField(child=StrictCharField(max_length=100), required=False, max_length=100)
+    snapshot = StrictBooleanField(required=False)
     request_id = RequestIdField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "id" in attrs and "filter" in attrs:
+            raise serializers.ValidationError({"filter": "A subscription names an id or a filter, not both."})
+        return attrs

@@ -175,6 +175,11 @@ def assert_documented_shape(answer: dict) -> None:
         assert isinstance(answer["detail"], str) and answer["detail"], answer
         if answer["code"] == "not_found":
             assert answer["detail"] == NOT_FOUND_DETAIL
+    elif "filter" in answer:  # a collection: every row of the model the user may see
+        assert answer.get("type") in {"subscribed", "unsubscribed"}, answer
+        assert set(answer) <= {"type", "model", "filter", "request_id", "data", "truncated"}, answer
+        assert isinstance(answer["model"], str) and isinstance(answer["filter"], dict), answer
+        assert answer.get("data", []) == [], answer  # bob holds no key of these models: he sees nothing
     else:
         assert answer.get("type") in {"subscribed", "unsubscribed"}, answer
         assert set(answer) <= {"type", "model", "id", "request_id"}, answer
@@ -198,9 +203,13 @@ async def answer_once_and_stay_usable(h, *, text: str | None = None, data: bytes
     assert_documented_shape(answer)
     # No fault is injected here: "unavailable" would mean some input raised unexpectedly.
     assert answer.get("code") != "unavailable", answer
-    assert answer.get("type") != "subscribed", "a hostile frame subscribed bob to something"
+    assert answer.get("type") != "subscribed" or "filter" in answer, "a hostile frame subscribed bob to an object"
     assert h.consumer.subscriptions == {}
+    # A collection of a model bob holds no key of joins nothing (and is left again below).
     assert await groups_of(h.consumer) == set()
+    if answer.get("type") == "subscribed":
+        leave = {"type": "unsubscribe", "model": answer["model"], "filter": answer["filter"]}
+        assert (await h.client.request(leave))["type"] == "unsubscribed"
 
     probe = f"probe-{uuid.uuid4().hex[:8]}"
     frame = {"model": "testapp.note", "id": h.own.hashid, "request_id": probe}

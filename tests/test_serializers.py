@@ -184,13 +184,37 @@ def test_model_and_id_must_be_strings(field, value):
     assert list(errors) == [field]
 
 
-@pytest.mark.parametrize("field", ["model", "id"])
-def test_model_and_id_are_required(field):
-    frame = {"model": "testapp.note", "id": "abcdefgh"}
-    del frame[field]
-    ok, errors = validate(**frame)
+def test_model_is_required():
+    ok, errors = validate(id="abcdefgh")
     assert not ok
-    assert errors[field][0].code == "required"
+    assert errors["model"][0].code == "required"
+
+
+def test_without_id_the_frame_is_about_a_collection():
+    ok, _ = validate(model="testapp.note")
+    assert ok
+    ok, _ = validate(model="testapp.note", filter={"archived": False}, actions=["created"], fields=["title"],
+                     snapshot=True)  # fmt: skip
+    assert ok
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"id": "abcdefgh", "filter": {}},
+        {"filter": {"a": [1]}},
+        {"filter": {"a": {"b": 1}}},
+        {"filter": []},
+        {"actions": ["created", "moved"]},
+        {"actions": "created"},
+        {"fields": [1]},
+        {"snapshot": "yes"},
+        {"snapshot": 1},
+    ],
+)
+def test_collection_options_are_validated(extra):
+    ok, errors = validate(model="testapp.note", **extra)
+    assert not ok, extra
 
 
 @pytest.mark.parametrize(("field", "limit"), [("model", 100), ("id", 64)])
