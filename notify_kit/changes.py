@@ -16,13 +16,15 @@ serialized once, in the callback, for all subscribers alike.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from django.db import transaction
 
-from . import notifications, rows
-from .events import Event
+from . import audiences, notifications, rows, suppression
+from .events import Event, Views
+from .middleware import current_socket_id
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -34,12 +36,15 @@ logger = logging.getLogger("notify_kit")
 _registries: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[Any, ...], _Pending]] = WeakKeyDictionary()
 
 
+_UNKNOWN: Any = None  # the state before: not needed yet (nothing that decides access changed so far)
+
+
 class _Pending:
     """One object's merged changes in one transaction (at one savepoint level); the on-commit callback."""
 
     __slots__ = (
-        "access_changed", "changed", "deleted", "group", "hashid", "index", "instance", "key", "label", "queued_in",
-        "registry", "using", "written",
+        "access_changed", "before", "changed", "created", "deleted", "group", "hashid", "index", "instance", "key",
+        "label", "origin", "queued_in", "registry", "using", "written",
     )  # fmt: skip
 
     def __init__(
@@ -52,6 +57,10 @@ class _Pending:
         self.group = instance.get_live_group_name()
         self.changed: set[str] = set()
         self.access_changed = False
+        self.created = False
+        # Who could see the row before the transaction's first change of it that could change
+        # that (audiences.View); _UNKNOWN while no such change was made: then it is the state after.
+        self.before: audiences.View | None = _UNKNOWN
         self.written: rows.Snapshot = None
         self.deleted = False
         self.key = key
@@ -59,6 +68,14 @@ class _Pending:
         self.using = using
         self.queued_in: list[Any] | None = None
         self.index = -1
+        # The socket whose request made the change (SocketIdMiddleware), read now, on the writer's
+        # thread: the callback runs after commit, when the request may be over.
+        self.origin = current_socket_id()
+
+    def note_before(self, before: Callable[[], audiences.View | None] | audiences.View | None) -> None:
+        """Remember who could see the row before this change, unless an earlier change told already."""
+        if self.before is _UNKNOWN and not self.created:
+            self.before = before() if callable(before) else before
 
     def __call__(self) -> None:
         """Run by Django after commit: read the committed state, serialize once, hand the event over."""
@@ -69,25 +86,55 @@ class _Pending:
         except Exception:  # the write has committed; never raise into the caller
             logger.exception("notify_kit: could not serialize %s %s; notification dropped", self.label, self.hashid)
             return
-        if event is not None:
-            notifications.send(self.group, event)
+        if event is None:
+            return
+        groups = [] if self.created else [self.group]
+        groups.extend(audiences.group(self.label, key) for key in sorted(event.views.digests() if event.views else ()))
+        for index, group in enumerate(groups):
+            # Each group gets its own copy: the sender may fold a later event into one of them.
+            notifications.send(group, event if index == 0 else event.copy())
 
     def event(self) -> Event | None:
         """The event this transaction's changes of the object amount to, as committed."""
         if self.deleted:
-            return Event(self.label, self.hashid, deleted=True, data=None, changed=set())
+            if self.created:
+                return None  # created and deleted before anyone could see it
+            old = self.before
+            views = None if old is None else Views(old[0], None, [], old[1], None)
+            return Event(
+                self.label, self.hashid, deleted=True, data=None, changed=set(), views=views, origin=self.origin
+            )
         # On the writer's thread, after commit: the one place a re-read may happen (rows.committed).
         row = rows.committed(self.instance, self.written, self.using)
         if row is None:  # deleted since by another transaction, whose delete notifies
             return None
+        data = row.get_live_data() if self.changed or self.created else None
         return Event(
             self.label,
             self.hashid,
             deleted=False,
-            data=row.get_live_data() if self.changed else None,
+            data=data,
             changed=self.changed,
             # Who may see the row may have changed: each subscriber checks it from these values.
-            row=rows.encode(row, row.live_access_attnames()) if self.access_changed else None,
+            row=rows.encode(row, row.live_access_attnames()) if self.access_changed and not self.created else None,
+            views=self._views(row, data),
+            created=self.created,
+            origin=self.origin,
+        )
+
+    def _views(self, row: Any, data: Any) -> Views | None:
+        keyed = audiences.audiences_of(row)
+        after: audiences.View = (
+            frozenset(audiences.digest(key) for key, _ in keyed),
+            audiences.filter_values(type(row), row),
+        )
+        before = None if self.created else (self.before or after)
+        if not self.created and not self.changed and before == after:
+            return None  # nothing that any view could see changed
+        known = {type(row).get_live_serializer_class(): data} if data is not None else {}
+        ordered, payloads = audiences.payloads(row, keyed, known)
+        return Views(
+            None if before is None else before[0], ordered, payloads, None if before is None else before[1], after[1]
         )
 
 
@@ -127,6 +174,8 @@ def _pending_for(instance: Any, using: str) -> _Pending:
     pending = registry.get(key)
     if pending is not None and _is_queued(connection, pending):
         pending.instance = instance
+        if pending.origin != current_socket_id():
+            pending.origin = None  # changes from two sockets (or none): nobody's own echo
         return pending
     pending = registry[key] = _Pending(instance, key, registry, using)
     # The bound method, not the instance: Django's robust handler logs func.__qualname__, which
@@ -136,23 +185,72 @@ def _pending_for(instance: Any, using: str) -> _Pending:
     return pending
 
 
+def seal(using: str) -> None:
+    """Let no later change merge into the callbacks queued so far on ``using`` (notify_kit.testing).
+
+    Inside a TestCase every write shares the test's one transaction: a row created in setUp and
+    saved in the test would otherwise be announced once, as created, by a callback that never runs.
+    """
+    registry = _registries.get(transaction.get_connection(using))
+    if registry is not None:
+        registry.clear()
+
+
+def record_create(instance: Any, using: str, *, written: rows.Snapshot) -> None:
+    """Note that ``instance`` was created; collection subscribers who may see it get ``created``."""
+    if suppression.active():  # decided now, in the writer's context, not when the commit comes
+        return
+    pending = _pending_for(instance, using)
+    pending.created = True
+    pending.written = written
+    pending.deleted = False
+    if not pending.key:
+        pending()
+
+
 def record_update(
-    instance: Any, changed: list[str], using: str, *, access_changed: bool, written: rows.Snapshot
+    instance: Any,
+    changed: list[str],
+    using: str,
+    *,
+    access_changed: bool,
+    written: rows.Snapshot,
+    before: Callable[[], audiences.View | None] | None = None,
 ) -> None:
-    """Note a save of ``instance``: tracked ``changed`` fields, whether access may have changed, and
-    what was written (rows.snapshot). Notifies after commit."""
+    """Note a save of ``instance``: tracked ``changed`` fields, whether access may have changed, what
+    was written (rows.snapshot), and who could see it before (called once per transaction)."""
+    if suppression.active():  # decided now, in the writer's context, not when the commit comes
+        # Content is silenced, access never is: subscribers are still checked (see suppression).
+        changed = []
+        if not access_changed:
+            return
     pending = _pending_for(instance, using)
     pending.changed.update(changed)
-    pending.access_changed = pending.access_changed or access_changed
+    if access_changed:
+        pending.access_changed = True
+        if before is not None:
+            pending.note_before(before)
     pending.written = written  # the latest save's: a full save rewrites every column
     pending.deleted = False  # saved again after a delete in the same transaction: it exists at commit
     if not pending.key:
         pending()
 
 
-def record_delete(instance: Any, using: str) -> None:
-    """Note that ``instance`` was deleted; notify after commit."""
+def record_access_change(instance: Any, using: str, *, before: audiences.View) -> None:
+    """Note a change of who may see ``instance`` outside its row (a many-to-many link)."""
     pending = _pending_for(instance, using)
+    pending.access_changed = True
+    pending.note_before(before)
+    if not pending.key:
+        pending()
+
+
+def record_delete(instance: Any, using: str, *, before: audiences.View | None = None) -> None:
+    """Note that ``instance`` was deleted; notify after commit."""
+    if suppression.active():
+        return
+    pending = _pending_for(instance, using)
+    pending.note_before(before)
     pending.deleted = True
     if not pending.key:
         pending()

@@ -18,6 +18,8 @@ from .conf import settings
 
 # channels-redis's per-channel capacity below which W002 warns (its default is 100).
 _MIN_CAPACITY = 1000
+# redis-py connections per pool below which W001 warns (redis-py's asyncio default is 100).
+_MIN_POOL = 1000
 _REDIS_BACKENDS = ("channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer")
 
 
@@ -32,7 +34,7 @@ def _live_models(app_configs: Any = None) -> list[type[models.Model]]:
 @checks.register()
 def check_live_models(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E001 unimportable serializer, E003 non-integer primary key, E004 bad tracker or access-field settings."""
-    from .models import tracker_of
+    from .trackers import tracker_of
 
     errors: list[checks.CheckMessage] = []
     for model in _live_models(app_configs):
@@ -86,9 +88,31 @@ def check_live_models(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
     return errors
 
 
+def _pool_size(host: Any) -> int | None:
+    """The max_connections of the pool channels-redis builds for a hosts entry (None: unknown)."""
+    try:
+        from redis.asyncio import ConnectionPool
+    except ImportError:
+        return None
+    if isinstance(host, str):
+        host = {"address": host}
+    if not isinstance(host, dict) or "master_name" in host:
+        return None  # a (host, port) tuple or a Sentinel: the pool is not ours to guess
+    options = dict(host)
+    address = options.pop("address", None)
+    try:
+        # Built the way channels-redis builds it, so that redis-py's own default (100 since
+        # redis-py 6, unbounded before) and a max_connections in the URL are both honoured.
+        # Building a pool opens no connection.
+        pool = ConnectionPool.from_url(address, **options) if address else ConnectionPool(**options)
+    except Exception:  # noqa: BLE001 - an entry redis-py rejects fails at connect, with its own error
+        return None
+    return int(pool.max_connections)
+
+
 @checks.register()
 def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E002 no channel layer under the alias notify_kit uses; W001 redis-py timeouts that kill idle sockets."""
+    """E002 no layer under notify_kit's alias; W001 redis-py timeouts or pools too small; W002 capacity."""
     alias = settings.CHANNEL_LAYER
     layers = getattr(django_settings, "CHANNEL_LAYERS", None) or {}
     if alias not in layers:
@@ -110,11 +134,23 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     warnings = []
     for host in config.get("CONFIG", {}).get("hosts") or [{}]:
         timeout = host.get("socket_timeout", default_timeout) if isinstance(host, dict) else default_timeout
+        problems = []
         if timeout is not None and timeout <= 5:
+            problems.append(
+                f"a Redis socket timeout of {timeout}s is not longer than channels-redis's 5 s blocking "
+                "receive; idle consumers will die with TimeoutError"
+            )
+        pool = _pool_size(host)
+        if pool is not None and pool < _MIN_POOL:
+            problems.append(
+                f"a Redis connection pool of {pool} (max_connections) runs out when a few hundred sockets "
+                "join or leave groups at once; joins then fail and leaves are left to retry"
+            )
+        if problems:
+            # One warning per hosts entry, naming everything wrong with it: one fix covers all.
             warnings.append(
                 checks.Warning(
-                    f"Channel layer {alias!r}: a Redis socket timeout of {timeout}s is not longer than "
-                    "channels-redis's 5 s blocking receive; idle consumers will die with TimeoutError.",
+                    f"Channel layer {alias!r}: {'; and '.join(problems)}.",
                     hint="Use notify_kit.conf.redis_host(url) for each entry of CONFIG['hosts'] "
                     "(socket_timeout=30, max_connections=10000).",
                     id="notify_kit.W001",

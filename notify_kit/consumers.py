@@ -12,6 +12,11 @@ Three choices shape it:
 * ``not_found`` is one answer for an unknown model, a model that is not live, a malformed or
   foreign HashID, a missing row and a forbidden one, with the same text, and no sooner than
   ``NOT_FOUND_MIN_SECONDS``: neither its content nor its timing tells whether an id exists.
+* A client that connects with ``?echo=skip`` (or ``mark``) is sent a ``welcome`` frame with its
+  socket's opaque, random id, which it sends with its API calls (notify_kit.middleware). Events
+  of those writes name the socket as their ``origin``; this socket alone skips them, after its
+  access check (a write that revokes the writer's own access still revokes), or marks them
+  ``"echo": true``. Without the parameter nothing changes: no frame, no id, nothing skipped.
 * Forwarding a notification is the hot path and touches no database, so it skips the
   ``aclose_old_connections()`` hop that Channels makes on its one shared database thread before
   every handler; every ORM call here goes through ``database_sync_to_async``, which closes stale
@@ -23,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 import time
 from functools import cache
 from typing import Any
+from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -41,6 +48,8 @@ logger = logging.getLogger("notify_kit")
 NOT_FOUND_DETAIL = "No such object, or you may not subscribe to it."
 #: WebSocket close code when the channel layer is unreachable: "try again later".
 LAYER_UNAVAILABLE_CLOSE_CODE = 1013
+#: What ``?echo=`` may ask for: skip this socket's own echoes, or send them marked ``"echo": true``.
+ECHO_MODES = frozenset({"skip", "mark"})
 # Handlers that need no database connection cleanup first (see the module docstring).
 _NO_CLEANUP = frozenset({"websocket.receive", notifications.EVENT_TYPE, notifications.RECHECK_TYPE})
 
@@ -92,6 +101,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         # (and is being retried) must not let anything through after `unsubscribed`/`revoked`.
         self.subscriptions: dict[str, tuple[str, str]] = {}
         self._subscribed: set[tuple[str, str]] = set()
+        # Set in connect() when the client asked (?echo=skip|mark); None: this socket has no id.
+        self.socket_id: str | None = None
+        self.echo_mode: str | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Run the consumer; if the channel layer fails under it, close with 1013 instead of crashing."""
@@ -111,6 +123,12 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         """Called when the WebSocket opens; anonymous users connect too and get what can_subscribe allows."""
         self._bucket = _TokenBucket(float(settings.SUBSCRIBE_RATE), int(settings.SUBSCRIBE_BURST))
         await self.accept()
+        mode = _query_param(self.scope, "echo")
+        if mode in ECHO_MODES:
+            # Random, not derived from the channel name: it is shown to this socket only, and
+            # must let no one else name this socket in a request header.
+            self.socket_id, self.echo_mode = secrets.token_urlsafe(16), mode
+            await self.send_json({"type": "welcome", "socket_id": self.socket_id})
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Route a message to its handler, skipping the DB cleanup hop where no DB is used."""
@@ -243,8 +261,15 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         if "row" in event and not await self._allowed_by_row(event):
             return
         text = event.get("text")
-        if text is not None:  # an event that only changed who may see the row has no frame
-            await self.send(text_data=text)
+        if text is None:  # an event that only changed who may see the row has no frame
+            return
+        if self.socket_id is not None and event.get("origin") == self.socket_id:
+            # This socket's own write, after its access check above: skipped, or marked for
+            # this one socket (the text stays encoded once for every other subscriber).
+            if self.echo_mode != "mark":
+                return
+            text = text[:-1] + ',"echo":true}'  # the frame is a compact JSON object
+        await self.send(text_data=text)
 
     async def notify_recheck(self, event: dict[str, Any]) -> None:
         """Access to an object changed outside its row: drop this subscription if the user lost it."""
@@ -291,6 +316,13 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         for group in list(self.subscriptions):
             await notifications.group_discard(group, self.channel_name)
         self.subscriptions.clear()
+
+
+def _query_param(scope: Any, name: str) -> str | None:
+    """The last value of ``name`` in the connect URL's query string, or None."""
+    raw = scope.get("query_string", b"")
+    values = parse_qs(raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)).get(name)
+    return values[-1] if values else None
 
 
 def _request_id_of(content: Any) -> Any:

@@ -1,32 +1,97 @@
-"""Event: one object's notification on its way from a commit to the sockets.
+"""Event: one object's change on its way from a commit to the sockets.
 
-An event is rendered to its wire frame once, in the sender, for every subscriber alike: the
-consumer forwards the text as it is. What a socket needs to decide for itself travels beside
-the text: the object's model and HashID (is this socket subscribed to it?) and, when the write
-may have changed who can see the object, the row's committed values (``row``, see
-notify_kit.rows and notify_kit.access). An event whose write changed who may see the row but no
-tracked field carries no frame at all: each socket only checks its access.
+An event is built once per object and transaction, in the writer, and everything that can be done
+once per event is done there: the instance frame is encoded once, each audience's payload is
+serialized once. What a socket must decide for itself travels beside them:
+
+* the object's model and HashID (is this socket subscribed to it?);
+* ``row``: when the write may have changed who can see the object, the row's committed values, on
+  which an instance subscriber asks ``can_subscribe`` again (notify_kit.access);
+* ``views``: who could see the row before the write and who can after it (audience digests, and
+  the values of ``live_filter_fields``), with one payload per audience, from which a collection
+  subscriber decides whether the row entered, stayed in or left its view (notify_kit.subscriptions);
+* ``event``: ids, so that a socket reached through several groups (an object's group and one per
+  audience key) forwards the event once.
 
 Events of one object fold when the sender falls behind on it (a notifications.Coalescable):
-``changed`` becomes the union, ``data`` and ``row`` the newest, a delete wins, and the frame
-counts what it folds in (``coalesced``), so nothing is lost silently and the final state
-always goes out.
+``changed`` becomes the union, the data, row and views after the write the newest, the views
+before it the oldest, a delete wins, and the frame counts what it folds in (``coalesced``), so
+nothing is lost silently and the final state always goes out.
+
+An event made by a request that carried a socket id (notify_kit.middleware) names that socket
+as its ``origin``: that one socket skips it (its own echo). Events of different origins fold into
+one of no origin, which every subscriber receives: skipping it would hide the other writer's change.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 from typing import Any
 
 from rest_framework.utils.encoders import JSONEncoder
 
 from .notifications import EVENT_TYPE
 
+# Event ids: unique per process (a random prefix) and cheap (a counter), never a uuid per save.
+_PREFIX = secrets.token_hex(4)
+_counter = itertools.count()
+
+
+def new_id() -> str:
+    """A fresh event id."""
+    return f"{_PREFIX}{next(_counter):x}"
+
+
+class Views:
+    """Who could see a row before a write (``old``) and can after it (``new``), and their payloads.
+
+    ``old`` is the set of key digests before, or None for a row that did not exist; ``new`` the
+    ordered ``[digest, payload index]`` pairs after, or None for a row that is gone. ``payloads``
+    are JSON texts, one per distinct serializer. ``filter_old``/``filter_new`` are the values of
+    the model's ``live_filter_fields`` before and after.
+    """
+
+    __slots__ = ("filter_new", "filter_old", "new", "old", "payloads")
+
+    def __init__(
+        self,
+        old: frozenset[str] | None,
+        new: list[list[Any]] | None,
+        payloads: list[str],
+        filter_old: dict[str, Any] | None,
+        filter_new: dict[str, Any] | None,
+    ) -> None:
+        self.old, self.new, self.payloads = old, new, payloads
+        self.filter_old, self.filter_new = filter_old, filter_new
+
+    def after(self, newer: Views) -> Views:
+        """These views followed by a newer write: this one's before, the newer one's after."""
+        return Views(self.old, newer.new, newer.payloads, self.filter_old, newer.filter_new)
+
+    def digests(self) -> set[str]:
+        """Every audience digest before or after: the groups the event goes to."""
+        found = set(self.old or ())
+        found.update(pair[0] for pair in self.new or ())
+        return found
+
+    def to_message(self) -> dict[str, Any]:
+        """The views as plain data for the channel layer."""
+        return {
+            "old": None if self.old is None else sorted(self.old),
+            "new": self.new,
+            "payloads": self.payloads,
+            "fo": self.filter_old,
+            "fn": self.filter_new,
+        }
+
 
 class Event:
-    """One object's change after commit: an update, a delete, or a change of who may see it."""
+    """One object's change after commit: created, updated, deleted, or a change of who may see it."""
 
-    __slots__ = ("changed", "coalesced", "data", "deleted", "hashid", "label", "row")
+    __slots__ = ("_message", "changed", "coalesced", "created", "data", "deleted", "hashid", "ids", "label",
+                 "origin", "row", "views")  # fmt: skip
 
     def __init__(
         self,
@@ -37,20 +102,26 @@ class Event:
         data: Any,
         changed: set[str],
         row: str | None = None,
+        views: Views | None = None,
+        created: bool = False,
+        origin: str | None = None,
     ) -> None:
         self.label, self.hashid, self.deleted, self.data = label, hashid, deleted, data
         self.changed, self.row, self.coalesced = set(changed), row, 0
+        self.views, self.created, self.origin = views, created, origin
+        self.ids = [new_id()]
+        self._message: dict[str, Any] | None = None
 
     @property
     def has_frame(self) -> bool:
-        """Whether subscribers receive a frame (a check of access alone sends none)."""
-        return self.deleted or bool(self.changed)
+        """Whether instance subscribers receive a frame (a change of access alone sends none)."""
+        return not self.created and (self.deleted or bool(self.changed))
 
     def absorb(self, newer: Any) -> bool:
         """Fold a newer event of the same object into this one, if this one is not a delete."""
         if not isinstance(newer, Event) or self.deleted or (newer.label, newer.hashid) != (self.label, self.hashid):
             return False
-        if newer.has_frame:
+        if newer.has_frame or newer.created:
             # A frame-less event has no data of its own: the last frame's data stays the newest.
             self.data = newer.data
             self.coalesced += (1 if self.has_frame else 0) + newer.coalesced
@@ -58,25 +129,41 @@ class Event:
         self.changed |= newer.changed
         # A newer event without a row left every access field as this one's row has it.
         self.row = None if self.deleted else (newer.row or self.row)
+        if newer.views is not None:
+            self.views = newer.views if self.views is None else self.views.after(newer.views)
+        if newer.origin != self.origin:
+            self.origin = None
+        self.ids.extend(newer.ids)
+        self._message = None
         return True
 
     def copy(self) -> Event:
-        """An independent copy (the sender folds into it for one receiver only)."""
-        twin = Event(self.label, self.hashid, deleted=self.deleted, data=self.data, changed=self.changed, row=self.row)
-        twin.coalesced = self.coalesced
+        """An independent copy (the sender folds into it for one receiver or group only)."""
+        twin = Event(self.label, self.hashid, deleted=self.deleted, data=self.data, changed=self.changed, row=self.row,
+                     views=self.views, created=self.created, origin=self.origin)  # fmt: skip
+        twin.coalesced, twin.ids, twin._message = self.coalesced, list(self.ids), self._message
         return twin
 
     def to_message(self) -> dict[str, Any]:
-        """The channel-layer message: the frame encoded once, for every subscriber."""
-        message: dict[str, Any] = {"type": EVENT_TYPE, "model": self.label, "id": self.hashid}
-        if self.has_frame:
-            message["text"] = self.render()
-        if self.row is not None:
-            message["row"] = self.row
-        return message
+        """The channel-layer message: built once, shared by the copies sent to other groups."""
+        if self._message is None:
+            message: dict[str, Any] = {"type": EVENT_TYPE, "model": self.label, "id": self.hashid, "event": self.ids}
+            if self.has_frame:
+                message["text"] = self.render()
+            if self.row is not None:
+                message["row"] = self.row
+            if self.origin is not None:
+                message["origin"] = self.origin
+            if self.views is not None:
+                message["views"] = self.views.to_message()
+                message["changed"] = sorted(self.changed)
+                if self.coalesced:
+                    message["coalesced"] = self.coalesced
+            self._message = message
+        return self._message
 
     def render(self) -> str:
-        """The wire frame."""
+        """The instance subscribers' wire frame."""
         payload: dict[str, Any] = {
             "type": "deleted" if self.deleted else "updated",
             "model": self.label,

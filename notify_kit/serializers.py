@@ -9,18 +9,29 @@ instance, so custom code can send to the same subscribers.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 from rest_framework import serializers
 
 from . import hashids
+from .receivers import is_live
+
+_serializers = threading.local()
 
 
-def is_live(model: type | None) -> bool:
-    """Whether ``model`` inherits LiveModelMixin."""
-    # By its marker, not issubclass(): notify_kit.models imports this module (for the default
-    # serializer), so importing it back would make a cycle.
-    return isinstance(model, type) and getattr(model, "is_live_model", False) is True
+def serialize(serializer_class: type, instance: Any) -> Any:
+    """``serializer_class(instance).data``, without rebuilding the serializer's fields each time."""
+    # A ModelSerializer builds its fields (model introspection, deep copies) anew for every
+    # instance: most of the cost of serializing one object. One unbound serializer per class and
+    # thread keeps the built fields; to_representation() keeps no state between calls.
+    cache = getattr(_serializers, "by_class", None)
+    if cache is None:
+        cache = _serializers.by_class = {}
+    serializer = cache.get(serializer_class)
+    if serializer is None:
+        serializer = cache[serializer_class] = serializer_class()
+    return serializer.to_representation(instance)
 
 
 class HashidField(serializers.Field):

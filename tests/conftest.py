@@ -1,4 +1,4 @@
-"""Fixtures shared by the suite: the two channel layers, users and notes, and a connected client.
+"""Fixtures shared by the suite: the channel layers, private Redis servers, users and notes, a connected client.
 
 Redis and PostgreSQL are used for real. Where they are not running the tests that need them skip
 with the reason, except when CI is set: there a missing service fails the run.
@@ -7,7 +7,10 @@ with the reason, except when CI is set: there a missing service fails the run.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import time
 from urllib.parse import urlparse
 
 import pytest
@@ -15,8 +18,9 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from notify_kit import notifications
+from notify_kit import health, notifications
 from notify_kit.consumers import NotificationConsumer
+from notify_kit.testing import notify_kit_capture  # noqa: F401 - the fixture, imported as the docs tell projects to
 
 CI = bool(os.environ.get("CI"))
 
@@ -56,12 +60,16 @@ def pytest_configure(config):
             )
 
 
-@pytest.fixture(params=["memory", "redis"])
+#: ``layer`` fixture parameter -> CHANNEL_LAYERS alias in tests/settings.py.
+LAYER_ALIASES = {"memory": "default", "redis": "redis", "pubsub": "redis_pubsub"}
+
+
+@pytest.fixture(params=list(LAYER_ALIASES))
 def layer(request, settings):
-    """Run the test once on the in-memory layer and once on channels-redis."""
-    if request.param == "redis":
+    """Run the test on the in-memory layer, channels-redis' core layer and its pub/sub layer."""
+    if request.param != "memory":
         require_redis()
-    settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "CHANNEL_LAYER": "default" if request.param == "memory" else "redis"}
+    settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "CHANNEL_LAYER": LAYER_ALIASES[request.param]}
     return request.param
 
 
@@ -73,13 +81,81 @@ def redis_layer(settings):
     return "redis"
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, to stop and restart at will."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+def require_redis_server() -> None:
+    """Skip (or, under CI, fail) when redis-server is not installed to start private ones."""
+    if shutil.which("redis-server") is not None:
+        return
+    if CI:
+        pytest.fail("redis-server is not installed; CI must run the tests that start their own Redis.")
+    pytest.skip("redis-server is not installed; these tests start their own Redis.")
+
+
+@pytest.fixture
+def private_redis():
+    """A private Redis, stopped by its PID after the test."""
+    require_redis_server()
+    redis = PrivateRedis().start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def two_private_redis():
+    """Two private Redis servers (a sharded channel layer's hosts), stopped by their PIDs after the test."""
+    require_redis_server()
+    started: list[PrivateRedis] = []
+    try:
+        for _ in range(2):
+            started.append(PrivateRedis().start())
+        yield started
+    finally:
+        for redis in started:
+            redis.stop()
+
+
 @pytest.fixture(autouse=True)
 def _drain_notifications():
     """Leave no queued notification or outage state behind for the next test."""
     yield
     notifications.flush(5)
-    notifications._health.failing = False
-    notifications._health.dropped = 0
+    health.health.failing = False
+    health.health.dropped = 0
 
 
 @pytest.fixture

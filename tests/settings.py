@@ -1,8 +1,9 @@
 """Minimal settings for the test suite.
 
 NOTIFY_KIT_TEST_DB=postgres runs it on the PostgreSQL at NOTIFY_KIT_PG_* (default 127.0.0.1:5432,
-database ``test``); anything else on SQLite. Both channel layers are configured; tests pick one
-through NOTIFY_KIT["CHANNEL_LAYER"] (see conftest.py).
+database ``test``); anything else on SQLite. The three channel layers (in-memory, channels-redis
+core, channels-redis pub/sub) are configured; tests pick one through NOTIFY_KIT["CHANNEL_LAYER"]
+(see conftest.py).
 """
 
 import os
@@ -52,6 +53,7 @@ else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": _sqlite, "TEST": {"NAME": _sqlite}}}
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+_REDIS_PREFIX = os.environ.get("NOTIFY_KIT_REDIS_PREFIX", f"nkt{os.getpid()}")
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels.layers.InMemoryChannelLayer"},
     "redis": {
@@ -59,11 +61,16 @@ CHANNEL_LAYERS = {
         # A prefix per process keeps parallel runs (tox envs, e2e servers) apart in one Redis.
         "CONFIG": {
             "hosts": [redis_host(REDIS_URL)],
-            "prefix": os.environ.get("NOTIFY_KIT_REDIS_PREFIX", f"nkt{os.getpid()}"),
+            "prefix": _REDIS_PREFIX,
             # channels-redis drops messages beyond a channel's capacity (default 100) silently;
             # the load tests push hundreds of updates per socket, as docs/deployment.md advises.
             "capacity": 1000,
         },
+    },
+    # Redis pub/sub: no queue, no capacity; a prefix of its own keeps its channels apart from the above.
+    "redis_pubsub": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [redis_host(REDIS_URL)], "prefix": f"{_REDIS_PREFIX}ps"},
     },
 }
 # The same two layers with a group_discard that always fails (tests of forwarding after a failed leave).

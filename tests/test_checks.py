@@ -256,13 +256,46 @@ def test_w001_pubsub_layer_is_checked_too(settings):
     "host",
     [
         redis_host("redis://127.0.0.1:6379/0"),
-        {"address": "redis://127.0.0.1:6379/0", "socket_timeout": 30},
-        {"address": "redis://127.0.0.1:6379/0", "socket_timeout": None},  # no timeout at all
+        {"address": "redis://127.0.0.1:6379/0", "socket_timeout": 30, "max_connections": 1000},
+        {"address": "redis://127.0.0.1:6379/0", "socket_timeout": None, "max_connections": 1000},  # no timeout
     ],
 )
 def test_w001_not_reported_for_a_long_enough_timeout(settings, host):
     settings.CHANNEL_LAYERS = redis_layers(host)
     assert check_channel_layer() == []
+
+
+def test_w001_redis_py_default_pool_is_100():
+    from redis.asyncio import ConnectionPool
+
+    # redis-py 6 and later; before, the pool was unbounded and W001 did not need to look at it.
+    assert ConnectionPool().max_connections == 100
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        {"address": "redis://127.0.0.1:6379/0", "socket_timeout": 30},  # redis-py's default pool: 100
+        {"address": "redis://127.0.0.1:6379/0", "socket_timeout": 30, "max_connections": 200},
+        {"address": "redis://127.0.0.1:6379/0?max_connections=50", "socket_timeout": 30},  # in the URL
+        redis_host("redis://127.0.0.1:6379/0", max_connections=999),
+    ],
+)
+def test_w001_pool_too_small_for_many_sockets(settings, host):
+    settings.CHANNEL_LAYERS = redis_layers(host)
+    warnings = check_channel_layer()
+    assert ids(warnings) == ["notify_kit.W001"]
+    assert "max_connections" in warnings[0].msg
+    assert "timeout" not in warnings[0].msg
+    assert "notify_kit.conf.redis_host(url)" in warnings[0].hint
+    assert "max_connections=10000" in warnings[0].hint
+
+
+def test_w001_timeout_and_pool_in_one_warning_per_host(settings):
+    settings.CHANNEL_LAYERS = redis_layers({"address": "redis://127.0.0.1:6379/0"})
+    warnings = check_channel_layer()
+    assert ids(warnings) == ["notify_kit.W001"]
+    assert "socket timeout" in warnings[0].msg and "connection pool of 100" in warnings[0].msg
 
 
 def test_w001_not_reported_for_other_backends(settings):

@@ -1,9 +1,10 @@
 """NotificationConsumer: the wire protocol, end to end through a WebsocketCommunicator.
 
-Every consumer test runs on both channel layers (the ``layer`` fixture), except the one that is
-about channels-redis itself. "No group joined" is asserted on the layer's own bookkeeping (the
-in-memory layer's ``groups``, the Redis group zsets), and again behaviourally: a save of the
-object reaches nobody.
+Every consumer test runs on the three channel layers (the ``layer`` fixture: in-memory,
+channels-redis core and pub/sub), except the one that is about channels-redis' core layer itself.
+"No group joined" is asserted on the layer's own bookkeeping (the in-memory layer's ``groups``,
+the Redis group zsets, the pub/sub layer's ``groups`` and Redis' subscriptions), and again
+behaviourally: a save of the object reaches nobody.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings as django_settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import OperationalError, transaction
@@ -60,11 +62,21 @@ def redis_group_key(layer, group: str) -> str:
     return f"{layer.prefix}:group:{group}"
 
 
+def pubsub_group_channel(layer, group: str) -> str:
+    # channels_redis.pubsub.RedisPubSubLoopLayer._get_group_channel_name: f"{prefix}__group__{group}".
+    return f"{layer.prefix}__group__{group}"
+
+
 async def groups_of(consumer: NotificationConsumer) -> set[str]:
     """The groups the consumer's channel belongs to, read from the channel layer itself."""
     layer, channel = consumer.channel_layer, consumer.channel_name
     if isinstance(layer, InMemoryChannelLayer):
         return {group for group, channels in layer.groups.items() if channel in channels}
+    if isinstance(layer, RedisPubSubChannelLayer):
+        # The pub/sub layer keeps group membership in the process (one Redis subscription per group).
+        marker = pubsub_group_channel(layer, "")
+        members = layer._get_layer().groups
+        return {name.removeprefix(marker) for name, channels in members.items() if channel in channels}
     client = redis_client()
     try:
         found = set()
@@ -470,7 +482,12 @@ async def test_disconnect_leaves_every_group(layer, ws, alice, note, consumers):
         redis = redis_client()
         try:
             for group in groups:
-                assert await redis.zscore(redis_group_key(layer_, group), consumer.channel_name) is None
+                if isinstance(layer_, RedisPubSubChannelLayer):
+                    # Its last member gone, the process no longer subscribes to the group in Redis.
+                    name = pubsub_group_channel(layer_, group)
+                    assert await redis.pubsub_numsub(name) == [(name.encode(), 0)]
+                else:
+                    assert await redis.zscore(redis_group_key(layer_, group), consumer.channel_name) is None
         finally:
             await redis.aclose()
     assert await groups_of(consumer) == set()
@@ -481,6 +498,8 @@ async def test_disconnect_leaves_every_group(layer, ws, alice, note, consumers):
     if isinstance(layer_, InMemoryChannelLayer):
         # A send to the dead channel would have queued a message under its name.
         assert consumer.channel_name not in layer_.channels
+    elif isinstance(layer_, RedisPubSubChannelLayer):
+        assert consumer.channel_name not in layer_._get_layer().channels
 
 
 # -- revocation -----------------------------------------------------------------------------------

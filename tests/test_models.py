@@ -33,11 +33,20 @@ class Rollback(Exception):
 
 
 class Recorder(list):
-    """Stands in for ``notifications.send``: keeps (group, channel-layer message), decodes frames."""
+    """Stands in for ``notifications.send``: keeps (group, channel-layer message) sent to objects' groups.
+
+    Events also go to one group per audience key (collection subscribers, tests/test_audiences.py);
+    those copies are kept apart in ``audience_sends``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.audience_sends = []
 
     def __call__(self, group, item):
         # Models hand over a Coalescable event; the message is what the sender would send.
-        self.append((group, item.to_message() if hasattr(item, "to_message") else item))
+        message = item.to_message() if hasattr(item, "to_message") else item
+        (self.audience_sends if ".a." in group else self).append((group, message))
 
     @property
     def frames(self):

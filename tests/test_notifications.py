@@ -1,4 +1,4 @@
-"""notify_kit.notifications: the one module that talks to the channel layer, on the real layers.
+"""notify_kit.notifications: the public send API, on the real layers.
 
 Each test listens on a channel of its own, added to a group through ``notifications.group_add``.
 Sync sends go through ``asyncio.to_thread``: that is how a view or a Celery task calls them, and
@@ -8,59 +8,19 @@ on the in-memory layer they are delivered on the loop recorded by ``group_add`` 
 from __future__ import annotations
 
 import asyncio
-import copy
-import json
 import logging
 import re
-import threading
 import time
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from notify_kit import notifications
+from notify_kit import delivery, health, notifications, sender_thread
 from notify_kit.conf import redis_host
-from notify_kit.conf import settings as conf
 from notify_kit.hashids import encode
+from tests.send_helpers import Listener, event, layers_with, notify_kit_records
 from tests.testapp.models import Note
-
-
-def event(text, **extra):
-    return {"type": notifications.EVENT_TYPE, "model": "testapp.note", "id": "x", "text": text, **extra}
-
-
-class Listener:
-    """A channel on the layer notify_kit uses, in one group."""
-
-    def __init__(self, group="notify_kit.testapp.note.listener"):
-        self.group = group
-
-    async def __aenter__(self):
-        self.layer = get_channel_layer(conf.CHANNEL_LAYER)
-        self.channel = await self.layer.new_channel()
-        await notifications.group_add(self.group, self.channel)
-        return self
-
-    async def __aexit__(self, *exc):
-        await notifications.group_discard(self.group, self.channel)
-
-    async def receive(self, timeout=3):
-        return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
-
-    async def nothing(self, timeout=0.2):
-        with pytest.raises(TimeoutError):
-            await self.receive(timeout)
-
-
-def layers_with(**redis_config):
-    """CHANNEL_LAYERS of the test settings with the redis layer's CONFIG updated."""
-    from django.conf import settings
-
-    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-    layers["redis"]["CONFIG"].update(redis_config)
-    return layers
-
 
 # Delivery
 
@@ -159,7 +119,7 @@ async def test_flush_returns_false_on_timeout(layer, monkeypatch):
     async def slow_deliver(alias, items, backlog):
         await asyncio.sleep(0.3)
 
-    monkeypatch.setattr(notifications, "_deliver", slow_deliver)
+    monkeypatch.setattr(delivery, "deliver", slow_deliver)
     async with Listener() as listener:
         await asyncio.to_thread(notifications.send, listener.group, event("slow"))
         assert await asyncio.to_thread(notifications.flush, 0.05) is False
@@ -174,7 +134,7 @@ async def test_aflush_waits_from_async_code(layer, monkeypatch):
             await asyncio.sleep(0.05)
             sent.append(message["text"])
 
-    monkeypatch.setattr(notifications, "_deliver", slow_deliver)
+    monkeypatch.setattr(delivery, "deliver", slow_deliver)
     async with Listener() as listener:
         await asyncio.to_thread(notifications.send, listener.group, event("a"))
         await asyncio.to_thread(notifications.send, listener.group, event("b"))
@@ -184,7 +144,7 @@ async def test_aflush_waits_from_async_code(layer, monkeypatch):
 
 def test_sync_send_on_the_memory_layer_without_consumers_is_a_no_op(settings, monkeypatch):
     # Nobody in this process listens: the in-memory layer could reach no one.
-    monkeypatch.setattr(notifications, "_consumer_loop", None)
+    monkeypatch.setattr(sender_thread, "_consumer_loop", None)
     notifications.send("notify_kit.testapp.note.nobody", event("lost"))
     assert notifications.flush(1) is True
 
@@ -247,17 +207,13 @@ def test_group_names_of_two_models_differ():
 @pytest.fixture
 def fast_probe(monkeypatch):
     """Probe a failing layer on every send (instead of once a second): every send really fails."""
-    monkeypatch.setattr(notifications, "_PROBE_INTERVAL", 0.0)
+    monkeypatch.setattr(health, "PROBE_INTERVAL", 0.0)
 
 
 @pytest.fixture
 def redis_down(redis_layer, settings):
     """The redis layer pointed at a closed port; the settings fixture puts it back afterwards."""
     settings.CHANNEL_LAYERS = layers_with(hosts=[redis_host("redis://127.0.0.1:1/0")])
-
-
-def notify_kit_records(caplog, level):
-    return [r for r in caplog.records if r.name == "notify_kit" and r.levelno == level]
 
 
 def test_send_returns_at_once_when_redis_is_down(redis_down, fast_probe, caplog):
@@ -269,8 +225,8 @@ def test_send_returns_at_once_when_redis_is_down(redis_down, fast_probe, caplog)
     errors = notify_kit_records(caplog, logging.ERROR)
     assert len(errors) == 1
     assert "unreachable" in errors[0].getMessage()
-    assert notifications._health.failing is True
-    assert notifications._health.dropped == 20
+    assert health.health.failing is True
+    assert health.health.dropped == 20
 
 
 async def test_asend_returns_false_when_redis_is_down(redis_down, caplog):
@@ -281,13 +237,13 @@ async def test_asend_returns_false_when_redis_is_down(redis_down, caplog):
 async def test_sends_while_down_wait_for_the_probe_interval(redis_down, caplog, monkeypatch):
     # Between probes a send is dropped at once instead of waiting for the layer to fail again.
     attempts = []
-    real = notifications._layer
+    real = delivery.get_layer
 
     def counting_layer(alias=None):
         attempts.append(alias)
         return real(alias)
 
-    monkeypatch.setattr(notifications, "_layer", counting_layer)
+    monkeypatch.setattr(delivery, "get_layer", counting_layer)
     results = [await notifications.asend("notify_kit.testapp.note.down", event(str(i))) for i in range(10)]
     assert results == [False] * 10
     assert len(attempts) == 1
@@ -299,6 +255,8 @@ async def test_redis_outage_keeps_writes_and_recovers(redis_layer, settings, fas
     # so the timings below measure the outage only.
     get_channel_layer("redis")
     await database_sync_to_async(Note.objects.count)()
+    # The note's own `created` event goes out before the outage begins.
+    assert await asyncio.to_thread(notifications.flush, 5) is True
     working = settings.CHANNEL_LAYERS
     settings.CHANNEL_LAYERS = layers_with(hosts=[redis_host("redis://127.0.0.1:1/0")])
 
@@ -328,202 +286,8 @@ async def test_redis_outage_keeps_writes_and_recovers(redis_layer, settings, fas
     warnings = notify_kit_records(caplog, logging.WARNING)
     assert len(warnings) == 1
     # Every one of the 20 updates was dropped, alone or folded into another (the sender may
-    # coalesce updates of one object while it is behind).
+    # coalesce updates of one object while it is behind), and each is sent to two groups: the
+    # note's own, and its model's one audience (collection subscribers, notify_kit.audiences).
     dropped = int(re.search(r"back; (\d+) notifications were dropped", warnings[0].getMessage())[1])
-    assert dropped + notifications.stats()["coalesced"] - coalesced_before == 20
-    assert notifications._health.failing is False
-
-
-async def test_max_pending_overflow_is_counted_and_logged(layer, settings, monkeypatch, caplog):
-    settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "MAX_PENDING": 5}
-    monkeypatch.setattr(notifications._health, "_overflow_logged_at", {})
-    sent = []
-
-    async def slow_deliver(alias, items, backlog):
-        for _group, message in items:
-            await asyncio.sleep(0.05)  # far longer than queueing 12 messages takes
-            sent.append(message["text"])
-
-    monkeypatch.setattr(notifications, "_deliver", slow_deliver)
-    async with Listener() as listener:
-
-        def burst():
-            for index in range(12):
-                notifications.send(listener.group, event(str(index)))
-
-        await asyncio.to_thread(burst)
-        assert await asyncio.to_thread(notifications.flush, 3) is True
-        # The first five were queued; the oldest are kept, the rest dropped and counted.
-        assert sent == ["0", "1", "2", "3", "4"]
-        assert notifications._health.dropped == 7
-        # One warning for the whole burst, not one per dropped notification.
-        overflow = [r for r in notify_kit_records(caplog, logging.WARNING) if "MAX_PENDING" in r.getMessage()]
-        assert len(overflow) == 1
-
-        # Drained: there is room again.
-        await asyncio.to_thread(notifications.send, listener.group, event("room"))
-        await asyncio.to_thread(notifications.flush, 3)
-        assert sent[-1] == "room"
-
-
-async def test_flush_includes_sends_still_waiting_for_the_batch_wakeup(layer):
-    """An exit flush right after a send must not return before that send is even queued."""
-    async with Listener() as listener:
-
-        def send_then_flush():
-            before = notifications.stats()["sent"]
-            notifications.send(listener.group, event("last words"))
-            flushed = notifications.flush(3)
-            return flushed, notifications.stats()["sent"] - before  # read before the loop runs on
-
-        assert await asyncio.to_thread(send_then_flush) == (True, 1)
-        assert (await listener.receive())["text"] == "last words"
-
-
-async def test_updates_fold_only_when_the_sender_is_behind(layer, settings, monkeypatch):
-    """Below COALESCE_AFTER waiting updates every one goes out; beyond it they fold, counted, final state kept."""
-    from notify_kit.changes import Event
-
-    settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "COALESCE_AFTER": 3}
-    frames = []
-    gate = threading.Event()
-    real_deliver = notifications._deliver
-
-    async def held_deliver(alias, items, backlog):
-        # The first batch waits at the gate (off the loop), so what is sent meanwhile queues up.
-        await asyncio.get_running_loop().run_in_executor(None, gate.wait, 5)
-        frames.extend(json.loads(item.to_message()["text"]) for _group, item in items)
-        await real_deliver(alias, items, backlog)
-
-    def burst(first, last):
-        for index in range(first, last + 1):
-            data = {"title": str(index)}
-            notifications.send("notify_kit.testapp.note.fold", Event("testapp.note", "fold", deleted=False, data=data,
-                                                                     changed={f"f{index}"}))  # fmt: skip
-
-    monkeypatch.setattr(notifications, "_deliver", held_deliver)
-    async with Listener("notify_kit.testapp.note.fold"):  # a consumer, so the in-memory layer sends
-        gate.set()
-        await asyncio.to_thread(burst, 1, 3)
-        assert await asyncio.to_thread(notifications.flush, 5)
-        assert [f["data"]["title"] for f in frames] == ["1", "2", "3"]  # nothing waits: nothing folds
-        assert all("coalesced" not in f for f in frames)
-
-        frames.clear()
-        gate.clear()
-        await asyncio.to_thread(burst, 1, 1)
-        await asyncio.sleep(0.1)  # the first batch is now held at the gate
-        await asyncio.to_thread(burst, 2, 12)
-        gate.set()
-        assert await asyncio.to_thread(notifications.flush, 5)
-
-    titles = [f["data"]["title"] for f in frames]
-    # 1 was on its way; 2 and 3 queued; 4 was the third waiting, so 5..12 folded into it.
-    assert titles == ["1", "2", "3", "12"]
-    assert [f.get("coalesced", 0) for f in frames] == [0, 0, 0, 8]
-    assert frames[-1]["changed"] == sorted(f"f{i}" for i in range(4, 13))
-    assert notifications.stats()["coalesced"] >= 8
-
-
-# A full receiver (channels-redis)
-
-
-def note_event(index, deleted=False):
-    from notify_kit.changes import Event
-
-    return Event("testapp.note", "full", deleted=deleted, data=None if deleted else {"title": str(index)},
-                 changed=set() if deleted else {f"f{index}"})  # fmt: skip
-
-
-@pytest.fixture
-def tiny_redis_capacity(redis_layer, settings):
-    """Server-process queues of two messages: the third message to a process finds it full."""
-    settings.CHANNEL_LAYERS = layers_with(capacity=2)
-
-
-async def test_a_full_receiver_is_owed_the_final_state(tiny_redis_capacity):
-    # channels-redis' own group_send would drop updates 3..10 here, the final state with them.
-    async with Listener("notify_kit.testapp.note.full") as listener:
-        await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(1, 11)])
-
-        # A flush (an exiting writer) waits while the receiver takes what it is owed.
-        def flush_then_look():
-            flushed = notifications.flush(5)
-            return flushed, any(notifications._background.current()._backlogs.values())
-
-        flushing = asyncio.ensure_future(asyncio.to_thread(flush_then_look))
-        frames = [json.loads((await listener.receive())["text"]) for _ in range(3)]
-        assert await flushing == (True, False)
-        await listener.nothing(0.3)
-    assert [f["data"]["title"] for f in frames] == ["1", "2", "10"]
-    assert [f.get("coalesced", 0) for f in frames] == [0, 0, 7]
-    assert frames[-1]["changed"] == sorted(f"f{i}" for i in range(3, 11))
-    assert notifications.stats()["deferred"] >= 1
-
-
-async def test_a_full_receiver_keeps_its_order(tiny_redis_capacity, monkeypatch):
-    # Updates sent after a refusal fold into the owed event instead of overtaking it.
-    monkeypatch.setattr(notifications, "_STALLED", 0.1)
-    async with Listener("notify_kit.testapp.note.full") as listener:
-        await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(1, 4)])
-        # Nobody reads yet: the flush gives up on the stalled receiver, with 3 owed to it.
-        started = time.monotonic()
-        assert await asyncio.to_thread(notifications.flush, 5) is False
-        assert time.monotonic() - started < 1
-        await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(4, 6)])
-        await asyncio.to_thread(notifications.flush, 0.2)
-        frames = [json.loads((await listener.receive())["text"]) for _ in range(3)]
-        await listener.nothing(0.3)
-        # Room again: the next event goes out as itself.
-        await asyncio.to_thread(notifications.send, listener.group, note_event(6, deleted=True))
-        frames.append(json.loads((await listener.receive())["text"]))
-    assert [(f["type"], f.get("data", {}).get("title"), f.get("coalesced", 0)) for f in frames] == [
-        ("updated", "1", 0),
-        ("updated", "2", 0),
-        ("updated", "5", 2),
-        ("deleted", None, 0),
-    ]
-    assert frames[2]["changed"] == ["f3", "f4", "f5"]
-
-
-# The sender heals itself
-
-
-async def test_a_send_that_ignores_its_timeout_is_abandoned(redis_layer, settings, monkeypatch, caplog):
-    # asyncio.timeout works by cancelling; a client library that swallowed the cancellation would
-    # otherwise hold the one sender task, and every later notification behind it.
-    settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, "SEND_TIMEOUT": 0.1}
-    monkeypatch.setattr(notifications, "_ABANDON_GRACE", 0.1)
-    real = notifications._redis_deliver
-    calls = []
-
-    async def stubborn(layer, items, backlog):
-        calls.append(items)
-        if len(calls) == 1:
-            try:
-                await asyncio.sleep(5)
-            except asyncio.CancelledError:
-                await asyncio.sleep(1)  # swallows the cancellation and lingers on
-            return
-        await real(layer, items, backlog)
-
-    monkeypatch.setattr(notifications, "_redis_deliver", stubborn)
-    async with Listener() as listener:
-        await asyncio.to_thread(notifications.send, listener.group, event("stuck"))
-        await asyncio.sleep(0.05)  # the first batch is on its way
-        started = time.monotonic()
-        await asyncio.to_thread(notifications.send, listener.group, event("next"))
-        assert (await listener.receive(timeout=0.9))["text"] == "next"
-        assert time.monotonic() - started < 0.8
-    assert any("abandoned" in r.getMessage() for r in notify_kit_records(caplog, logging.WARNING))
-
-
-async def test_a_dead_sender_thread_is_replaced(redis_layer, caplog):
-    sender = await asyncio.to_thread(notifications._background.get)
-    sender.loop.call_soon_threadsafe(sender.loop.stop)  # run_forever returns: the thread ends
-    await asyncio.to_thread(notifications._background._thread.join, 2)
-    async with Listener() as listener:
-        await asyncio.to_thread(notifications.send, listener.group, event("after"))
-        assert (await listener.receive())["text"] == "after"
-    assert notifications._background.get() is not sender
-    assert any("sender thread had stopped" in r.getMessage() for r in notify_kit_records(caplog, logging.ERROR))
+    assert dropped + notifications.stats()["coalesced"] - coalesced_before == 20 * 2
+    assert health.health.failing is False

@@ -40,6 +40,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The page's API calls send X-Notify-Socket-ID: their changes skip the page's own socket.
+    "notify_kit.middleware.SocketIdMiddleware",
 ]
 
 ROOT_URLCONF = "example_site.urls"

@@ -9,6 +9,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client, TestCase
 from django.urls import reverse
 
+from notify_kit import suppress
+from notify_kit.testing import assert_not_notified, assert_notified, capture_notifications
+
 from .models import Inbox, Note
 
 LIST = reverse("note-list")
@@ -109,9 +112,42 @@ class ExampleSiteTests(TestCase):
         client.force_login(self.alice)
         self.assertEqual(client.post(LIST, {"title": "x"}, content_type="application/json").status_code, 403)
 
+    def test_api_writes_name_the_socket_in_x_notify_socket_id(self):
+        # The page sends client.headers() with its API calls; SocketIdMiddleware notes the id, and
+        # the event of the write names it as its origin: that socket does not get its own echo.
+        sent = []
+        client = self.login(self.alice)
+        with (
+            mock.patch("notify_kit.notifications.send", lambda group, event: sent.append(event)),
+            self.captureOnCommitCallbacks(execute=True),
+        ):
+            socket_id = "k3Jq0-Z_abcdefghijklmn"
+            response = client.patch(
+                detail(self.shared), {"title": "Mine"}, content_type="application/json",
+                headers={"X-Notify-Socket-ID": socket_id},
+            )  # fmt: skip
+            self.assertEqual(response.status_code, 200, response.content)
+        self.assertEqual([(event.data["title"], event.origin) for event in sent], [("Mine", socket_id)])
+
     def test_can_subscribe(self):
         self.assertTrue(self.shared.can_subscribe(self.alice))
         self.assertTrue(self.shared.can_subscribe(self.bob))
         self.assertFalse(self.shared.can_subscribe(self.carol))
         self.assertTrue(Inbox.for_user(self.bob).can_subscribe(self.bob))
         self.assertFalse(Inbox.for_user(self.bob).can_subscribe(self.alice))
+
+    def test_api_edit_notifies_subscribers(self):
+        # capture_notifications runs the on-commit callbacks TestCase would never run, and records
+        # the frames the note's subscribers would receive, with no channel layer involved.
+        client = self.login(self.bob)
+        with capture_notifications() as sent:
+            response = client.patch(detail(self.shared), {"title": "Bob's plan"}, content_type="application/json")
+        frame = assert_notified(sent, self.shared, "updated", changed=["title"])
+        self.assertEqual(frame["data"], response.json())  # the API and the live event carry the same data
+        assert_not_notified(sent, self.private)
+
+    def test_suppressed_import_notifies_nobody(self):
+        with capture_notifications() as sent:
+            with suppress():
+                Note.objects.filter(pk=self.shared.pk).get().delete()
+        assert_not_notified(sent)

@@ -156,6 +156,7 @@ def run_scenario(browser, server: DemoServer, expect) -> None:
     alice_title.press("Enter")
     expect(bob_title).to_have_value("Agenda, edited by alice")
     assert bob.evaluate("() => window.notReloaded") is True
+    own_echo_skipped(alice, bob, note_id)
 
     # Carol neither sees the note nor may subscribe to it.
     expect(carol.locator("article.note")).to_have_count(1)  # her own note
@@ -180,11 +181,26 @@ def run_scenario(browser, server: DemoServer, expect) -> None:
         expect(page.locator("#status")).to_have_attribute("data-status", "connected", timeout=RECONNECT_TIMEOUT_MS)
     settled(bob)
 
+    bob.evaluate("id => document.querySelector(`article[data-id='${id}']`).classList.remove('flash')", note_id)
     alice_title.fill("Agenda, after the restart")
     alice_title.press("Enter")
     expect(bob_title).to_have_value("Agenda, after the restart")
     assert bob.evaluate("() => window.notReloaded") is True
+    own_echo_skipped(alice, bob, note_id)  # with the new socket's id
     bob.screenshot(path=ARTIFACTS / "browser-bob-after-restart.png")
+
+
+def own_echo_skipped(writer, reader, note_id: str) -> None:
+    """The reader's card flashed (an event from someone else); the writer's never got its own echo.
+
+    app.js flashes a card on every `updated` it receives, and its API calls send
+    ``client.headers()``: had the writer's socket received its own change, its card would flash.
+    """
+    card = f"article[data-id='{note_id}']"
+    assert writer.evaluate("() => window.notesDemo.client.socketId") is not None
+    reader.wait_for_selector(f"{card}.flash", timeout=TIMEOUT_MS)
+    writer.wait_for_timeout(500)  # the echo, were it sent, travels with the reader's copy
+    assert writer.evaluate("s => document.querySelector(s).classList.contains('flash')", card) is False
 
 
 def log_in(browser, server: DemoServer, username: str, expect):

@@ -3,6 +3,7 @@
     python -m tests.e2e.writer HASHID=TITLE ...          # set titles
     python -m tests.e2e.writer --rounds N HASHID ...      # titles "1".."N" on each note, round robin
     python -m tests.e2e.writer --memo HASHID FIELD=VALUE  # one save of a Memo (owner=USERNAME)
+    python -m tests.e2e.writer --origin SOCKET_ID HASHID=TITLE ...  # as a request with X-Notify-Socket-ID
 
 It exits as soon as the saves return: queued notifications go out from notify_kit's exit flush.
 """
@@ -11,6 +12,7 @@ import json
 import os
 import sys
 import time
+from contextlib import nullcontext
 
 import django
 
@@ -19,6 +21,7 @@ django.setup()
 
 from django.contrib.auth import get_user_model
 
+from notify_kit.middleware import origin_socket
 from tests.testapp.models import Memo, Note
 
 
@@ -35,6 +38,9 @@ def main(argv: list[str]) -> None:
         save_memo(argv[1], argv[2:])
         print(json.dumps({"saves": 1}))
         return
+    origin = None
+    if argv[:1] == ["--origin"]:
+        origin, argv = argv[1], argv[2:]
     if argv[:1] == ["--rounds"]:
         rounds, hashids = int(argv[1]), argv[2:]
         notes = [Note.get_by_hashid(h) for h in hashids]
@@ -48,7 +54,8 @@ def main(argv: list[str]) -> None:
     for note, title in saves:
         note.title = title
         started = time.perf_counter()
-        note.save()
+        with origin_socket(origin) if origin else nullcontext():
+            note.save()
         durations.append(time.perf_counter() - started)
     # One line for the tests: how long the saves took (they must not wait for the layer).
     print(json.dumps({"saves": len(durations), "max_seconds": max(durations), "total_seconds": sum(durations)}))

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import connectDefault, { connect, NotifyClient, NotifyError, webSocketUrl } from "../../notify_kit/static/notify_kit/notify-kit.js";
+import connectDefault, { connect, NotifyClient, NotifyError, SOCKET_ID_HEADER, webSocketUrl } from "../../notify_kit/static/notify_kit/notify-kit.js";
 
 /** A fresh fake WebSocket class per test, recording its instances. */
 function fakeWebSocketClass() {
@@ -128,7 +128,78 @@ test("builds ws:// and wss:// URLs from the page location", () => {
   assert.equal(webSocketUrl("ws/", { href: "https://example.com/app/page" }), "wss://example.com/app/ws/");
   assert.equal(webSocketUrl("wss://other.example/ws/", { href: "http://localhost/" }), "wss://other.example/ws/");
   const { socket } = setup();
-  assert.equal(socket().url, "wss://example.com/ws/notifications/");
+  assert.equal(socket().url, "wss://example.com/ws/notifications/?echo=skip");
+});
+
+// --- own echoes ----------------------------------------------------------------------------------
+
+test("asks for a socket id with ?echo=skip by default, ?echo=mark on request, nothing with echo 'all'", () => {
+  assert.equal(setup().socket().url, "wss://example.com/ws/notifications/?echo=skip");
+  assert.equal(setup({ echo: "mark" }).socket().url, "wss://example.com/ws/notifications/?echo=mark");
+  assert.equal(setup({ echo: "all" }).socket().url, "wss://example.com/ws/notifications/");
+  const { WebSocket } = setup({ echo: undefined });
+  assert.equal(WebSocket.instances[0].url, "wss://example.com/ws/notifications/?echo=skip");
+  assert.throws(() => setup({ echo: "none" }), TypeError);
+});
+
+test("the query string of the path is kept beside echo", () => {
+  const WebSocket = fakeWebSocketClass();
+  connect("/ws/?v=2", { WebSocket, location: { href: "http://h/" }, echo: "mark" });
+  assert.equal(WebSocket.instances[0].url, "ws://h/ws/?v=2&echo=mark");
+});
+
+test("the welcome frame sets socketId and headers(); a drop clears them until the next welcome", () => {
+  const { client, socket, clock, errors } = setup();
+  assert.equal(client.socketId, null);
+  assert.deepEqual(client.headers(), {});
+  socket().open();
+  socket().receive({ type: "welcome", socket_id: "abcdefghijklmnopqrstuv" });
+  assert.equal(client.socketId, "abcdefghijklmnopqrstuv");
+  assert.deepEqual(client.headers(), { "X-Notify-Socket-ID": "abcdefghijklmnopqrstuv" });
+  assert.equal(SOCKET_ID_HEADER, "X-Notify-Socket-ID");
+
+  socket().drop();
+  assert.equal(client.socketId, null); // an id of a dead socket would name nobody
+  assert.deepEqual(client.headers(), {});
+  clock.advance(1000);
+  socket().open();
+  socket().receive({ type: "welcome", socket_id: "second-socket-id-000000" });
+  assert.equal(client.socketId, "second-socket-id-000000");
+  client.close();
+  assert.equal(client.socketId, null);
+  assert.deepEqual(errors, []);
+});
+
+test("a welcome frame without a string socket_id leaves no id", () => {
+  const { client, socket, errors } = setup();
+  socket().open();
+  socket().receive({ type: "welcome", socket_id: "valid-socket-id-0000000" });
+  socket().receive({ type: "welcome", socket_id: 42 });
+  assert.equal(client.socketId, null);
+  assert.deepEqual(client.headers(), {});
+  assert.deepEqual(errors, []);
+});
+
+test("the welcome frame settles no request and reaches no handler", async () => {
+  const { client, socket } = setup();
+  const seen = [];
+  const unsubscribe = client.subscribe(NOTE, ID, (event) => seen.push(event));
+  socket().open();
+  socket().receive({ type: "welcome", socket_id: "abcdefghijklmnopqrstuv", request_id: 1, model: NOTE, id: ID });
+  assert.deepEqual(await outcome(unsubscribe.ack), { pending: true });
+  assert.deepEqual(seen, []);
+  socket().receive({ type: "subscribed", model: NOTE, id: ID, request_id: 1 });
+  assert.equal((await outcome(unsubscribe.ack)).value.type, "subscribed");
+});
+
+test("a marked echo reaches the handler with echo: true", () => {
+  const { client, socket } = setup({ echo: "mark" });
+  const seen = [];
+  client.subscribe(NOTE, ID, (event) => seen.push(event));
+  socket().open();
+  const frame = { type: "updated", model: NOTE, id: ID, data: { title: "t" }, changed: ["title"], echo: true };
+  socket().receive(frame);
+  assert.deepEqual(seen, [frame]);
 });
 
 test("status goes connecting -> connected, reported to onStatus and the getter", () => {
@@ -778,4 +849,44 @@ test("unknown frame types carrying a collection's request_id are ignored; a thro
   socket().receive({ type: "created", model: NOTE, id: "a", data: row("a"), request_id: 1 });
   assert.deepEqual(seen, ["created"]);
   assert.deepEqual(errors, [boom]);
+});
+
+// --- own echoes and collections -----------------------------------------------------------------
+
+test("a welcome frame carrying a collection's request_id sets socketId and never reaches the collection", () => {
+  const { client, socket, errors } = setup();
+  socket().open();
+  const seen = [];
+  const notes = client.collection(NOTE, { snapshot: false, onChange: (event) => seen.push(event) });
+  socket().receive({ type: "welcome", socket_id: "abcdefghijklmnopqrstuv", request_id: 1, id: "a", data: row("a") });
+  assert.equal(client.socketId, "abcdefghijklmnopqrstuv");
+  assert.deepEqual(client.headers(), { [SOCKET_ID_HEADER]: "abcdefghijklmnopqrstuv" });
+  assert.deepEqual(ids(notes), []);
+  assert.deepEqual(seen, []);
+  assert.deepEqual(errors, []);
+});
+
+test("with echo 'mark' a collection applies a marked frame and passes it on; after a reconnect a new id and a fresh snapshot", () => {
+  const { client, socket, clock } = setup({ echo: "mark" });
+  assert.equal(socket().url, "wss://example.com/ws/notifications/?echo=mark");
+  socket().open();
+  socket().receive({ type: "welcome", socket_id: "first-socket-id-0000000" });
+  const seen = [];
+  const notes = client.collection(NOTE, { onChange: (event) => seen.push(event) });
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1, data: [row("a")] });
+  const mine = { type: "created", model: NOTE, id: "b", data: row("b"), request_id: 1, echo: true };
+  socket().receive(mine);
+  assert.deepEqual(ids(notes), ["a", "b"]);
+  assert.deepEqual(seen.at(-1), mine);
+
+  socket().drop();
+  assert.equal(client.socketId, null);
+  clock.advance(1000);
+  socket().open();
+  socket().receive({ type: "welcome", socket_id: "second-socket-id-000000" });
+  assert.deepEqual(socket().sent, [{ type: "subscribe", model: NOTE, snapshot: true, request_id: 2 }]);
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 2, data: [row("b")] });
+  assert.equal(client.socketId, "second-socket-id-000000");
+  assert.deepEqual(ids(notes), ["b"]);
+  assert.equal(seen.at(-1).type, "snapshot");
 });

@@ -1,5 +1,14 @@
 // Type declarations for notify-kit.js, the browser client of notify_kit.
 
+/** The request header that names the socket whose writes they are: "X-Notify-Socket-ID". */
+export const SOCKET_ID_HEADER: "X-Notify-Socket-ID";
+
+/**
+ * What happens to notifications of the writes this socket's own API calls made (with `client.headers()`):
+ * "skip" them (default), deliver them "mark"ed with `echo: true`, or "all": ask for no socket id.
+ */
+export type EchoMode = "skip" | "mark" | "all";
+
 /** The connection state reported by `client.status` and `onStatus`. */
 export type NotifyStatus = "connecting" | "connected" | "reconnecting" | "closed";
 
@@ -40,6 +49,8 @@ export interface UpdatedFrame<T = Record<string, unknown>> {
   coalesced?: number;
   /** The request_id of the subscribe that made the subscription (always, for a collection). */
   request_id?: number;
+  /** With `echo: "mark"`: this socket's own API call made the change. */
+  echo?: true;
 }
 
 /** An object left the view (or was deleted): the two look the same on purpose. */
@@ -48,6 +59,8 @@ export interface DeletedFrame {
   model: string;
   id: string;
   request_id?: number;
+  /** With `echo: "mark"`: this socket's own API call made the change. */
+  echo?: true;
 }
 
 /** The server dropped the subscription: the user lost access. */
@@ -55,6 +68,13 @@ export interface RevokedFrame {
   type: "revoked";
   model: string;
   id: string;
+}
+
+/** The server's first frame to a client that asked for a socket id (`?echo=skip` or `mark`). */
+export interface WelcomeFrame {
+  type: "welcome";
+  /** Opaque; send it as the X-Notify-Socket-ID header of your API calls. */
+  socket_id: string;
 }
 
 export interface ErrorFrame {
@@ -122,6 +142,8 @@ export interface CreatedFrame<T = Record<string, unknown>> {
   id: string;
   data: T;
   request_id?: number;
+  /** With `echo: "mark"`: this socket's own API call made the change. */
+  echo?: true;
 }
 
 /**
@@ -219,6 +241,8 @@ export interface NotifyOptions {
   maxDelay?: number;
   /** Ms a sent request waits for its answer before rejecting with code "timeout" (default 10000; 0 or Infinity: never). */
   ackTimeout?: number;
+  /** Own echoes: "skip" (default), "mark" (delivered with `echo: true`) or "all" (no socket id asked for). */
+  echo?: EchoMode;
   /** Called on every status change. */
   onStatus?: (status: NotifyStatus) => void;
   /**
@@ -255,6 +279,10 @@ export class NotifyError extends Error {
 export class NotifyClient {
   constructor(path: string | URL, options?: NotifyOptions);
   readonly status: NotifyStatus;
+  /** The current socket's opaque id from the server's `welcome` frame; null before it and while reconnecting. */
+  readonly socketId: string | null;
+  /** `{"X-Notify-Socket-ID": socketId}` to add to API calls, or `{}` while there is no id. */
+  headers(): Record<string, string>;
   /** The instance subscriptions held (acknowledged or awaiting their ack); models in lower case. */
   subscriptions(): Array<{ model: string; id: string }>;
   /** With `snapshot: true`, the handler also receives InstanceSnapshot events. */

@@ -43,12 +43,19 @@
  *   before the snapshot they follow are held and applied after it.
  * - Nothing the server sends throws: frames that are not JSON or of unknown type are ignored,
  *   and errors in handlers are passed to `onError` (default console.error).
+ * - No echo of your own writes: the client connects with `?echo=skip` (option `echo`), the
+ *   server's `welcome` frame gives the socket an opaque id (`client.socketId`, null until then
+ *   and again while reconnecting), and API calls made with `client.headers()` are not notified
+ *   back to this socket (with `echo: "mark"` they are, flagged `echo: true`).
  */
 
 const EVENT_TYPES = new Set(["updated", "deleted", "revoked"]);
 const COLLECTION_EVENT_TYPES = new Set(["created", "updated", "deleted"]);
 const MAX_TIMER_DELAY = 2 ** 31 - 1; // larger setTimeout delays overflow and fire at once
 const OPEN = 1; // WebSocket.OPEN
+const ECHO_MODES = new Set(["skip", "mark", "all"]);
+/** The request header that names the socket whose writes they are (notify_kit.middleware). */
+export const SOCKET_ID_HEADER = "X-Notify-Socket-ID";
 
 /** An error of this client: `code` is the server's error code, or "timeout" or "closed". */
 export class NotifyError extends Error {
@@ -169,6 +176,7 @@ export class NotifyClient {
   #random;
   #ws = null; // the current socket; events of any other socket are ignored
   #status = null;
+  #socketId = null; // the current socket's id, from its welcome frame
   #closed = false;
   #attempt = 0; // reconnect attempts since the last successful open
   #retryTimer = null;
@@ -181,7 +189,12 @@ export class NotifyClient {
 
   constructor(path, options = {}) {
     this.#options = { minDelay: 500, maxDelay: 30000, ackTimeout: 10000, ...options };
-    this.#url = webSocketUrl(path, options.location ?? globalThis.location);
+    const echo = options.echo ?? "skip";
+    if (!ECHO_MODES.has(echo)) throw new TypeError(`echo must be "skip", "mark" or "all", not ${JSON.stringify(echo)}`);
+    const url = new URL(webSocketUrl(path, options.location ?? globalThis.location));
+    // "all" asks for no socket id: the server then sends no welcome frame, as to older clients.
+    if (echo !== "all") url.searchParams.set("echo", echo);
+    this.#url = url.href;
     this.#WebSocket = options.WebSocket ?? globalThis.WebSocket;
     // Called unbound: window.setTimeout throws "Illegal invocation" when called on another object.
     const set = options.setTimeout ?? globalThis.setTimeout;
@@ -196,6 +209,19 @@ export class NotifyClient {
   /** "connecting" | "connected" | "reconnecting" | "closed" */
   get status() {
     return this.#status;
+  }
+
+  /** The current socket's opaque id (from the server's `welcome` frame), or null. */
+  get socketId() {
+    return this.#socketId;
+  }
+
+  /**
+   * Headers for your API calls: `{"X-Notify-Socket-ID": id}`, so that the changes the call makes
+   * are not notified back to this socket; `{}` while it has no id. Spread into fetch's headers.
+   */
+  headers() {
+    return this.#socketId === null ? {} : { [SOCKET_ID_HEADER]: this.#socketId };
   }
 
   /** The instance subscriptions this client holds (acknowledged or awaiting their ack). */
@@ -285,6 +311,7 @@ export class NotifyClient {
     this.#clearTimeout(this.#retryTimer);
     const ws = this.#ws;
     this.#ws = null;
+    this.#socketId = null;
     ws?.close();
     for (const request of this.#pending.values()) {
       this.#clearTimeout(request.timer);
@@ -372,6 +399,7 @@ export class NotifyClient {
   #dropped() {
     const ws = this.#ws;
     this.#ws = null; // first: close() may fire events synchronously (Node's undici does)
+    this.#socketId = null; // the next socket gets an id of its own
     ws.close(); // a no-op unless only an error event came
     // Unanswered requests stay pending and are sent again on the next socket; their time for
     // an answer starts again then.
@@ -402,6 +430,9 @@ export class NotifyClient {
       const error = new NotifyError(String(frame.code ?? "unknown"), String(frame.detail ?? ""), { ...request?.frame, frame });
       if (request) this.#settle(frame.request_id, null, error);
       else this.#report(error); // the server could not tell which request failed
+    } else if (type === "welcome") {
+      // Before the collection routing: a welcome is never a collection's, whatever it carries.
+      this.#socketId = typeof frame.socket_id === "string" ? frame.socket_id : null;
     } else if (this.#collectionRequests.has(frame?.request_id)) {
       this.#collectionFrame(frame); // never an instance handler's, even when stale
     } else if (EVENT_TYPES.has(type)) {

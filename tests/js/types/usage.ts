@@ -14,6 +14,7 @@ import connectDefault, {
   connect,
   type CreatedFrame,
   type DeletedFrame,
+  type EchoMode,
   type ErrorFrame,
   type FilterValue,
   type InstanceSnapshot,
@@ -34,6 +35,8 @@ import connectDefault, {
   type Unsubscribe,
   type UpdatedFrame,
   type WebSocketLike,
+  type WelcomeFrame,
+  SOCKET_ID_HEADER,
   webSocketUrl,
 } from "notify-kit";
 
@@ -60,6 +63,7 @@ const options: NotifyOptions = {
   clearTimeout: (timer) => globalThis.clearTimeout(timer),
   random: Math.random,
   location: globalThis.location,
+  echo: "skip",
 };
 
 /** A hand-made socket (as in the unit tests) is a WebSocketLike too. */
@@ -87,6 +91,24 @@ const third = new NotifyClient("/ws/notifications/");
 const status: NotifyStatus = client.status;
 const held: Array<{ model: string; id: string }> = client.subscriptions();
 assertType<Equal<typeof connectDefault, typeof connect>>();
+
+// --- own echoes: the socket id, the headers for API calls, the marked frames --------------------
+
+const socketId: string | null = client.socketId;
+const mode: EchoMode = "mark";
+const marking = connect("/ws/notifications/", { echo: mode });
+async function save(): Promise<Response> {
+  return fetch("/api/notes/1/", { method: "PATCH", headers: { ...client.headers(), "Content-Type": "application/json" } });
+}
+const direct: HeadersInit = client.headers();
+const headerName: "X-Notify-Socket-ID" = SOCKET_ID_HEADER;
+const welcome: WelcomeFrame = { type: "welcome", socket_id: "opaque" };
+marking.subscribe<Note>("notes.note", "Xk9vB2pQ", (event) => {
+  if (event.type !== "revoked") {
+    const mine: true | undefined = event.echo;
+    void mine;
+  }
+});
 
 // --- subscribe: typed data, narrowing on `type`, the ack, the unsubscribe -----------------------
 
@@ -186,7 +208,8 @@ const onNotes: CollectionHandler<Note> = (event: CollectionEvent<Note>) => {
     case "created": {
       const frame: CreatedFrame<Note> = event;
       const requestId: number | undefined = frame.request_id;
-      void [frame.data.title, requestId];
+      const marked: true | undefined = frame.echo; // with echo: "mark", as on updated and deleted
+      void [frame.data.title, requestId, marked];
       break;
     }
     case "updated": {
@@ -257,6 +280,10 @@ client.status = "closed";
 connect("/ws/", { ackTimeout: "10s" });
 // @ts-expect-error: unknown options are rejected (catches typos such as maxDelays)
 connect("/ws/", { maxDelays: 1000 });
+// @ts-expect-error: echo is "skip", "mark" or "all"
+connect("/ws/", { echo: "none" });
+// @ts-expect-error: socketId is read-only
+client.socketId = "forged";
 // @ts-expect-error: typed data: Note has no `body`
 client.subscribe<Note>("notes.note", "x", (event) => event.type === "updated" && event.data.body);
 // @ts-expect-error: with snapshot: true a handler that does not expect the snapshot event is rejected
@@ -270,5 +297,6 @@ client.collection("notes.note", { filter: { owner: { id: 1 } } });
 // @ts-expect-error: rows are read-only for the caller
 notes.rows.set("x", { id: "x", title: "" });
 
+void [socketId, save, direct, headerName, welcome];
 void [other, third, status, held, lifecycle, fromServer, custom, asError, url, here, socketLike, badStatus];
 void [instanceSnapshot, followCollection, failedFilter];

@@ -40,10 +40,9 @@ function onEvent(id, event) {
   const entry = notes.get(id);
   if (!entry) return;
   if (event.type === "updated") {
-    // Our own edits come back too: only flash what the card does not show already.
-    const shown = FIELDS.every((f) => entry.el.querySelector(`.${f}`).value === event.data[f]);
+    // Someone else's change: the API calls send client.headers(), so our own saves skip this socket.
     show(event.data);
-    if (!shown) flash(entry.el);
+    flash(entry.el);
   } else if (event.type === "deleted") {
     remove(id);
     notice(`“${entry.data.title}” was deleted.`);
@@ -59,7 +58,12 @@ async function api(path, method = "GET", body = undefined) {
   const response = await fetch(path, {
     method,
     credentials: "same-origin",
-    headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": config.csrfToken },
+    headers: {
+      Accept: "application/json",
+      "Content-Type": "application/json",
+      "X-CSRFToken": config.csrfToken,
+      ...client.headers(), // X-Notify-Socket-ID: what this call changes is not notified back to us
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (response.status === 204) return null;

@@ -1,0 +1,59 @@
+"""Helpers shared by the send-path tests: a listening channel, events, layer settings, log records."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+
+import pytest
+from channels.layers import get_channel_layer
+
+from notify_kit import notifications
+from notify_kit.conf import settings as conf
+
+
+def event(text, **extra):
+    return {"type": notifications.EVENT_TYPE, "model": "testapp.note", "id": "x", "text": text, **extra}
+
+
+class Listener:
+    """A channel on the layer notify_kit uses, in one group."""
+
+    def __init__(self, group="notify_kit.testapp.note.listener"):
+        self.group = group
+
+    async def __aenter__(self):
+        self.layer = get_channel_layer(conf.CHANNEL_LAYER)
+        self.channel = await self.layer.new_channel()
+        await notifications.group_add(self.group, self.channel)
+        return self
+
+    async def __aexit__(self, *exc):
+        await notifications.group_discard(self.group, self.channel)
+
+    async def receive(self, timeout=3):
+        return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+
+    async def nothing(self, timeout=0.2):
+        with pytest.raises(TimeoutError):
+            await self.receive(timeout)
+
+
+def layers_with(**redis_config):
+    """CHANNEL_LAYERS of the test settings with the redis layer's CONFIG updated."""
+    from django.conf import settings
+
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["redis"]["CONFIG"].update(redis_config)
+    return layers
+
+
+def notify_kit_records(caplog, level):
+    return [r for r in caplog.records if r.name == "notify_kit" and r.levelno == level]
+
+
+def note_event(index, deleted=False):
+    from notify_kit.changes import Event
+
+    return Event("testapp.note", "full", deleted=deleted, data=None if deleted else {"title": str(index)},
+                 changed=set() if deleted else {f"f{index}"})  # fmt: skip
