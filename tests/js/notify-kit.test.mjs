@@ -557,3 +557,336 @@ test("a handler may subscribe again from inside a deleted event", () => {
   assert.deepEqual(client.subscriptions(), [{ model: NOTE, id: ID }]);
   assert.deepEqual(socket().sent.at(-1), { type: "subscribe", model: NOTE, id: ID, request_id: 2 });
 });
+
+// --- instance subscriptions with options --------------------------------------------------------
+
+test("subscribe's 4th argument: actions, fields and snapshot go on the wire; without it the frame is unchanged", () => {
+  const { client, socket } = setup();
+  socket().open();
+  client.subscribe(NOTE, "plain", () => {}, {});
+  client.subscribe(NOTE, ID, () => {}, { actions: ["updated"], fields: ["title"], snapshot: true });
+  assert.deepEqual(socket().sent, [
+    { type: "subscribe", model: NOTE, id: "plain", request_id: 1 },
+    { type: "subscribe", model: NOTE, id: ID, actions: ["updated"], fields: ["title"], snapshot: true, request_id: 2 },
+  ]);
+});
+
+test("snapshot: true: ack carries the object, handlers get a snapshot event, and again after a reconnect", async () => {
+  const { client, socket, clock } = setup();
+  socket().open();
+  const seen = [];
+  const unsubscribe = client.subscribe(NOTE, ID, (event) => seen.push(event), { snapshot: true, fields: ["title"] });
+  const frame = { type: "subscribed", model: NOTE, id: ID, request_id: 1, data: { id: ID, title: "a" } };
+  socket().receive(frame);
+  assert.deepEqual(await unsubscribe.ack, frame);
+  assert.deepEqual(seen, [{ type: "snapshot", model: NOTE, id: ID, data: { id: ID, title: "a" } }]);
+  socket().drop();
+  clock.advance(1000);
+  socket().open();
+  assert.deepEqual(socket().sent, [{ type: "subscribe", model: NOTE, id: ID, fields: ["title"], snapshot: true, request_id: 2 }]);
+  socket().receive({ type: "subscribed", model: NOTE, id: ID, request_id: 2, data: { id: ID, title: "b" } });
+  assert.deepEqual(seen.at(-1), { type: "snapshot", model: NOTE, id: ID, data: { id: ID, title: "b" } });
+});
+
+test("handlers of one (model, id) must ask for the same options (any order); others throw", () => {
+  const { client, socket } = setup();
+  socket().open();
+  client.subscribe(NOTE, ID, () => {}, { actions: ["updated", "deleted"] });
+  client.subscribe(NOTE, ID, () => {}, { actions: ["deleted", "updated"] });
+  assert.equal(socket().sent.length, 1);
+  assert.throws(() => client.subscribe(NOTE, ID, () => {}), TypeError);
+  assert.throws(() => client.subscribe(NOTE, ID, () => {}, { actions: ["updated"], snapshot: true }), TypeError);
+});
+
+// --- collections --------------------------------------------------------------------------------
+
+const OPEN_NOTES = { archived: false };
+const row = (id, title = id) => ({ id, title });
+const ids = (collection) => [...collection.rows.keys()];
+
+test("collection(): a subscribe without id, snapshot by default; rows from the snapshot, then created/updated/deleted", async () => {
+  const { client, socket } = setup();
+  socket().open();
+  const seen = [];
+  const notes = client.collection("Notes.Note", { filter: OPEN_NOTES, onChange: (event) => seen.push(event.type) });
+  assert.deepEqual(socket().sent, [{ type: "subscribe", model: NOTE, filter: OPEN_NOTES, snapshot: true, request_id: 1 }]);
+  assert.equal(notes.model, NOTE);
+  assert.deepEqual(notes.filter, OPEN_NOTES);
+  const rows = notes.rows;
+  const subscribed = { type: "subscribed", model: NOTE, filter: OPEN_NOTES, request_id: 1, data: [row("a"), row("b")] };
+  socket().receive(subscribed);
+  assert.deepEqual(await notes.ack, subscribed);
+  assert.deepEqual([...notes.rows], [["a", row("a")], ["b", row("b")]]);
+  assert.equal(notes.truncated, false);
+
+  socket().receive({ type: "created", model: NOTE, id: "c", data: row("c"), request_id: 1 });
+  socket().receive({ type: "updated", model: NOTE, id: "a", data: row("a", "A"), changed: ["title"], request_id: 1 });
+  socket().receive({ type: "deleted", model: NOTE, id: "b", request_id: 1 });
+  assert.deepEqual([...notes.rows], [["a", row("a", "A")], ["c", row("c")]], "updated keeps the row's place");
+  // A row twice around the snapshot, an update of a row never seen: upserts.
+  socket().receive({ type: "created", model: NOTE, id: "c", data: row("c", "C"), request_id: 1 });
+  socket().receive({ type: "updated", model: NOTE, id: "d", data: row("d"), changed: ["title"], request_id: 1 });
+  socket().receive({ type: "deleted", model: NOTE, id: "nope", request_id: 1 });
+  assert.deepEqual([...notes.rows], [["a", row("a", "A")], ["c", row("c", "C")], ["d", row("d")]]);
+  assert.equal(notes.rows, rows, "one Map for the collection's life");
+  assert.deepEqual(seen, ["snapshot", "created", "updated", "deleted", "created", "updated", "deleted"]);
+});
+
+test("onChange: the snapshot event carries rows and truncated; callbacks run after rows changed; the remover works", () => {
+  const { client, socket } = setup();
+  socket().open();
+  const notes = client.collection(NOTE);
+  assert.deepEqual(socket().sent, [{ type: "subscribe", model: NOTE, snapshot: true, request_id: 1 }], "no filter: none sent");
+  const seen = [];
+  const remove = notes.onChange((event) => seen.push({ event, ids: ids(notes) }));
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1, data: [row("a")], truncated: true });
+  assert.equal(notes.truncated, true);
+  assert.deepEqual(seen, [{ event: { type: "snapshot", model: NOTE, rows: notes.rows, truncated: true }, ids: ["a"] }]);
+  socket().receive({ type: "created", model: NOTE, id: "b", data: row("b"), request_id: 1 });
+  assert.deepEqual(seen[1].ids, ["a", "b"]);
+  remove();
+  socket().receive({ type: "deleted", model: NOTE, id: "a", request_id: 1 });
+  assert.equal(seen.length, 2);
+  assert.deepEqual(ids(notes), ["b"]);
+});
+
+test("frames are routed by request_id: two collections of one model with different filters, and an instance of the same row", () => {
+  const { client, socket } = setup();
+  socket().open();
+  const open = client.collection(NOTE, { filter: { archived: false } });
+  const archived = client.collection(NOTE, { filter: { archived: true } });
+  const instance = [];
+  client.subscribe(NOTE, "x", (event) => instance.push(event));
+  socket().receive({ type: "subscribed", model: NOTE, filter: { archived: false }, request_id: 1, data: [] });
+  socket().receive({ type: "subscribed", model: NOTE, filter: { archived: true }, request_id: 2, data: [] });
+  socket().receive({ type: "subscribed", model: NOTE, id: "x", request_id: 3 });
+  // The row moves from one view to the other: deleted in the first, created in the second.
+  socket().receive({ type: "created", model: NOTE, id: "x", data: row("x"), request_id: 1 });
+  socket().receive({ type: "deleted", model: NOTE, id: "x", request_id: 1 });
+  socket().receive({ type: "created", model: NOTE, id: "x", data: row("x"), request_id: 2 });
+  assert.deepEqual(ids(open), []);
+  assert.deepEqual(ids(archived), ["x"]);
+  assert.deepEqual(instance, [], "a collection's frames never reach an instance handler");
+  assert.deepEqual(client.subscriptions(), [{ model: NOTE, id: "x" }], "subscriptions() lists instances only");
+  socket().receive({ type: "updated", model: NOTE, id: "x", data: row("x"), changed: [], request_id: 3 });
+  assert.equal(instance.length, 1, "the instance's own frames still do");
+  socket().receive({ type: "created", model: NOTE, id: "y", data: row("y"), request_id: 99 });
+  socket().receive({ type: "created", model: NOTE, id: "y", data: row("y") });
+  assert.deepEqual([ids(open), ids(archived)], [[], ["x"]], "created of an unknown request_id is ignored");
+});
+
+test("two views of one (model, filter), keys in any order, share one subscription; the last close unsubscribes", async () => {
+  const { client, socket } = setup();
+  socket().open();
+  const first = client.collection(NOTE, { filter: { archived: false, owner: "u1" } });
+  const second = client.collection("NOTES.NOTE", { filter: { owner: "u1", archived: false } });
+  assert.equal(socket().sent.length, 1);
+  assert.equal(first.ack, second.ack);
+  assert.throws(() => client.collection(NOTE, { filter: { owner: "u1", archived: false }, fields: ["title"] }), TypeError);
+  assert.throws(() => client.collection(NOTE, { filter: { owner: "u1", archived: false }, snapshot: false }), TypeError);
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1, data: [row("a")] });
+  assert.deepEqual(ids(second), ["a"]);
+  assert.equal(await first.close(), null, "a view remains: nothing sent");
+  assert.equal(socket().sent.length, 1);
+  socket().receive({ type: "created", model: NOTE, id: "b", data: row("b"), request_id: 1 });
+  assert.deepEqual(ids(first), ["a"], "a closed view's rows stop changing");
+  assert.deepEqual(ids(second), ["a", "b"]);
+  const done = second.close();
+  assert.deepEqual(socket().sent.at(-1), { type: "unsubscribe", model: NOTE, filter: { owner: "u1", archived: false }, request_id: 2 });
+  assert.equal(await second.close(), null, "a second close does nothing");
+  socket().receive({ type: "unsubscribed", model: NOTE, filter: { archived: false, owner: "u1" }, request_id: 2 });
+  assert.equal((await done).type, "unsubscribed");
+});
+
+test("close() sends unsubscribe with the same filter; frames still in flight are ignored, by the instance handlers too", async () => {
+  const { client, socket } = setup();
+  socket().open();
+  const seen = [];
+  const notes = client.collection(NOTE, { filter: OPEN_NOTES, actions: ["created", "deleted"], fields: ["title"], onChange: (e) => seen.push(e) });
+  assert.deepEqual(socket().sent[0], { type: "subscribe", model: NOTE, filter: OPEN_NOTES, actions: ["created", "deleted"], fields: ["title"], snapshot: true, request_id: 1 });
+  const instance = [];
+  client.subscribe(NOTE, "a", (e) => instance.push(e));
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1, data: [row("a")] });
+  const done = notes.close();
+  assert.deepEqual(socket().sent.at(-1), { type: "unsubscribe", model: NOTE, filter: OPEN_NOTES, request_id: 3 });
+  socket().receive({ type: "deleted", model: NOTE, id: "a", request_id: 1 });
+  assert.deepEqual(ids(notes), ["a"]);
+  assert.equal(seen.length, 1);
+  assert.deepEqual(instance, [], "a stale collection frame is not an instance frame");
+  socket().receive({ type: "unsubscribed", model: NOTE, filter: OPEN_NOTES, request_id: 3 });
+  assert.equal((await done).request_id, 3);
+});
+
+test("after a reconnect: subscribes again with a new request_id and snapshot, rows REPLACED, a snapshot event, old frames ignored", () => {
+  const { client, socket, clock } = setup();
+  socket().open();
+  const seen = [];
+  const notes = client.collection(NOTE, { filter: OPEN_NOTES, onChange: (e) => seen.push(e.type) });
+  client.subscribe(NOTE, "i", () => {});
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1, data: [row("a"), row("b")] });
+  socket().receive({ type: "subscribed", model: NOTE, id: "i", request_id: 2 });
+  const rows = notes.rows;
+  const old = socket();
+  old.drop();
+  assert.deepEqual(ids(notes), ["a", "b"], "rows are kept while offline");
+  clock.advance(1000);
+  socket().open();
+  assert.deepEqual(socket().sent, [
+    { type: "subscribe", model: NOTE, filter: OPEN_NOTES, snapshot: true, request_id: 3 },
+    { type: "subscribe", model: NOTE, id: "i", request_id: 4 },
+  ]);
+  socket().receive({ type: "created", model: NOTE, id: "z", data: row("z"), request_id: 1 });
+  assert.deepEqual(ids(notes), ["a", "b"], "a frame of the previous subscribe is ignored");
+  // "a" was deleted and "c" created while offline.
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 3, data: [row("c"), row("b", "B")] });
+  assert.deepEqual([...notes.rows], [["c", row("c")], ["b", row("b", "B")]]);
+  assert.equal(notes.rows, rows, "replaced in place");
+  assert.deepEqual(seen, ["snapshot", "snapshot"]);
+  socket().receive({ type: "created", model: NOTE, id: "d", data: row("d"), request_id: 3 });
+  assert.deepEqual(ids(notes), ["c", "b", "d"]);
+});
+
+test("event frames that come before the snapshot are held and applied after it, in order", () => {
+  const { client, socket } = setup();
+  socket().open();
+  const seen = [];
+  const notes = client.collection(NOTE, { onChange: (e) => seen.push([e.type, ids(notes)]) });
+  socket().receive({ type: "updated", model: NOTE, id: "a", data: row("a", "new"), changed: ["title"], request_id: 1 });
+  socket().receive({ type: "deleted", model: NOTE, id: "b", request_id: 1 });
+  assert.deepEqual(ids(notes), []);
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1, data: [row("a", "old"), row("b")] });
+  assert.deepEqual([...notes.rows], [["a", row("a", "new")]]);
+  assert.deepEqual(seen, [["snapshot", ["a", "b"]], ["updated", ["a", "b"]], ["deleted", ["a"]]]);
+});
+
+test("a subscribe re-sent after a drop drops the frames it held from the old socket", () => {
+  const { client, socket, clock } = setup();
+  socket().open();
+  const notes = client.collection(NOTE);
+  socket().receive({ type: "created", model: NOTE, id: "a", data: row("a"), request_id: 1 });
+  socket().drop(); // before the answer: the same request is sent again
+  clock.advance(1000);
+  socket().open();
+  assert.deepEqual(socket().sent, [{ type: "subscribe", model: NOTE, snapshot: true, request_id: 1 }]);
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1, data: [] }); // "a" deleted meanwhile
+  assert.deepEqual(ids(notes), []);
+});
+
+test("snapshot: false: no snapshot asked, events applied at once, none asked after a reconnect either", () => {
+  const { client, socket, clock } = setup();
+  socket().open();
+  const notes = client.collection(NOTE, { snapshot: false });
+  assert.deepEqual(socket().sent, [{ type: "subscribe", model: NOTE, request_id: 1 }]);
+  socket().receive({ type: "created", model: NOTE, id: "a", data: row("a"), request_id: 1 });
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1 });
+  assert.deepEqual(ids(notes), ["a"]);
+  socket().drop();
+  clock.advance(1000);
+  socket().open();
+  assert.deepEqual(socket().sent, [{ type: "subscribe", model: NOTE, request_id: 2 }]);
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 2 });
+  assert.deepEqual(ids(notes), ["a"]);
+});
+
+for (const code of ["not_found", "invalid"]) {
+  test(`an error answer (${code}) rejects the collection's ack with a NotifyError naming the filter, and drops it`, async () => {
+    const { client, socket, clock, errors } = setup();
+    socket().open();
+    // snapshot: false, so that a late frame would be applied at once were the collection not dropped.
+    const notes = client.collection("notes.nope", { filter: { colour: "red" }, snapshot: false });
+    socket().receive({ type: "error", code, detail: "No.", request_id: 1 });
+    const error = await notes.ack.then(() => assert.fail("ack resolved"), (e) => e);
+    assert.ok(error instanceof NotifyError);
+    assert.equal(error.code, code);
+    assert.equal(error.model, "notes.nope");
+    assert.deepEqual(error.filter, { colour: "red" });
+    assert.equal(error.id, undefined);
+    assert.match(error.message, /notes\.nope \{"colour":"red"\}/);
+    assert.deepEqual(errors, []);
+    socket().receive({ type: "created", model: "notes.nope", id: "a", data: row("a"), request_id: 1 });
+    assert.deepEqual(ids(notes), []);
+    assert.equal(await notes.close(), null, "nothing to unsubscribe");
+    socket().drop();
+    clock.advance(1000);
+    socket().open();
+    assert.deepEqual(socket().sent, [], "not subscribed again");
+  });
+}
+
+test("a collection subscribe without an answer times out and tells the server with the same filter", async () => {
+  const { client, socket, clock } = setup();
+  socket().open();
+  const notes = client.collection(NOTE, { filter: OPEN_NOTES });
+  clock.advance(5000);
+  assert.equal((await outcome(notes.ack)).error?.code, "timeout");
+  assert.deepEqual(socket().sent.at(-1), { type: "unsubscribe", model: NOTE, filter: OPEN_NOTES });
+});
+
+test("collection(): after client.close() its ack rejects with 'closed'; client.close() stops the rows", async () => {
+  const { client, socket } = setup();
+  socket().open();
+  const notes = client.collection(NOTE);
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1, data: [row("a")] });
+  client.close();
+  assert.equal((await outcome(client.collection(NOTE).ack)).error?.code, "closed");
+  assert.deepEqual(ids(notes), ["a"]);
+  assert.throws(() => client.collection(NOTE, { filter: [] }), TypeError);
+});
+
+test("unknown frame types carrying a collection's request_id are ignored; a throwing callback goes to onError", () => {
+  const { client, socket, errors } = setup();
+  socket().open();
+  const boom = new Error("boom");
+  const seen = [];
+  const notes = client.collection(NOTE, { snapshot: false });
+  notes.onChange(() => {
+    throw boom;
+  });
+  notes.onChange((e) => seen.push(e.type));
+  socket().receive({ type: "mystery", model: NOTE, id: "a", request_id: 1 });
+  socket().receive({ type: "revoked", model: NOTE, id: "a", request_id: 1 });
+  assert.deepEqual(seen, []);
+  socket().receive({ type: "created", model: NOTE, id: "a", data: row("a"), request_id: 1 });
+  assert.deepEqual(seen, ["created"]);
+  assert.deepEqual(errors, [boom]);
+});
+
+// --- own echoes and collections -----------------------------------------------------------------
+
+test("a welcome frame carrying a collection's request_id sets socketId and never reaches the collection", () => {
+  const { client, socket, errors } = setup();
+  socket().open();
+  const seen = [];
+  const notes = client.collection(NOTE, { snapshot: false, onChange: (event) => seen.push(event) });
+  socket().receive({ type: "welcome", socket_id: "abcdefghijklmnopqrstuv", request_id: 1, id: "a", data: row("a") });
+  assert.equal(client.socketId, "abcdefghijklmnopqrstuv");
+  assert.deepEqual(client.headers(), { [SOCKET_ID_HEADER]: "abcdefghijklmnopqrstuv" });
+  assert.deepEqual(ids(notes), []);
+  assert.deepEqual(seen, []);
+  assert.deepEqual(errors, []);
+});
+
+test("with echo 'mark' a collection applies a marked frame and passes it on; after a reconnect a new id and a fresh snapshot", () => {
+  const { client, socket, clock } = setup({ echo: "mark" });
+  assert.equal(socket().url, "wss://example.com/ws/notifications/?echo=mark");
+  socket().open();
+  socket().receive({ type: "welcome", socket_id: "first-socket-id-0000000" });
+  const seen = [];
+  const notes = client.collection(NOTE, { onChange: (event) => seen.push(event) });
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 1, data: [row("a")] });
+  const mine = { type: "created", model: NOTE, id: "b", data: row("b"), request_id: 1, echo: true };
+  socket().receive(mine);
+  assert.deepEqual(ids(notes), ["a", "b"]);
+  assert.deepEqual(seen.at(-1), mine);
+
+  socket().drop();
+  assert.equal(client.socketId, null);
+  clock.advance(1000);
+  socket().open();
+  socket().receive({ type: "welcome", socket_id: "second-socket-id-000000" });
+  assert.deepEqual(socket().sent, [{ type: "subscribe", model: NOTE, snapshot: true, request_id: 2 }]);
+  socket().receive({ type: "subscribed", model: NOTE, request_id: 2, data: [row("b")] });
+  assert.equal(client.socketId, "second-socket-id-000000");
+  assert.deepEqual(ids(notes), ["b"]);
+  assert.equal(seen.at(-1).type, "snapshot");
+});

@@ -23,11 +23,13 @@ export type NotifyErrorCode =
   | "closed"
   | (string & {});
 
-export interface SubscribedFrame {
+/** The answer to an instance subscribe; `data` (the object) only when asked with `snapshot: true`. */
+export interface SubscribedFrame<T = unknown> {
   type: "subscribed";
   model: string;
   id: string;
   request_id?: number;
+  data?: T;
 }
 
 export interface UnsubscribedFrame {
@@ -45,14 +47,18 @@ export interface UpdatedFrame<T = Record<string, unknown>> {
   changed: string[];
   /** Present when the server folded N waiting updates of this object into this one. */
   coalesced?: number;
+  /** The request_id of the subscribe that made the subscription (always, for a collection). */
+  request_id?: number;
   /** With `echo: "mark"`: this socket's own API call made the change. */
   echo?: true;
 }
 
+/** An object left the view (or was deleted): the two look the same on purpose. */
 export interface DeletedFrame {
   type: "deleted";
   model: string;
   id: string;
+  request_id?: number;
   /** With `echo: "mark"`: this socket's own API call made the change. */
   echo?: true;
 }
@@ -83,15 +89,132 @@ export type NotifyEvent<T = Record<string, unknown>> = UpdatedFrame<T> | Deleted
 
 export type NotifyHandler<T = Record<string, unknown>> = (event: NotifyEvent<T>) => void;
 
-/** The function `subscribe()` returns. */
-export interface Unsubscribe {
+/**
+ * Synthetic (never on the wire): the object's state, given to the handlers of a subscription made
+ * with `snapshot: true` after the first subscribe and after every reconnect.
+ */
+export interface InstanceSnapshot<T = Record<string, unknown>> {
+  type: "snapshot";
+  model: string;
+  id: string;
+  data: T;
+}
+
+/** The handler of a subscription made with `snapshot: true`. */
+export type SnapshotHandler<T = Record<string, unknown>> = (event: NotifyEvent<T> | InstanceSnapshot<T>) => void;
+
+/** The actions a subscription may ask for (default: all of them). */
+export type NotifyAction = "created" | "updated" | "deleted";
+
+/** The 4th argument of `subscribe()`. */
+export interface SubscribeOptions<T = Record<string, unknown>> {
+  /** Only these events (an instance gets `updated` and `deleted`). */
+  actions?: readonly NotifyAction[];
+  /** Only these fields of the serializer in `data` (its `id` always); type T accordingly, e.g. Pick<Note, "id" | "title">. */
+  fields?: ReadonlyArray<keyof T & string>;
+  /** The `subscribed` frame carries the object in `data`; the handler gets an InstanceSnapshot (default false). */
+  snapshot?: boolean;
+}
+
+/** The function `subscribe()` returns; T defaults to unknown so that any Unsubscribe<T> is an Unsubscribe. */
+export interface Unsubscribe<T = unknown> {
   /**
    * Remove this handler. The last handler of (model, id) sends an `unsubscribe` frame and
    * resolves to the `unsubscribed` frame; otherwise (or on a second call) resolves to null.
    */
   (): Promise<UnsubscribedFrame | null>;
   /** Resolves to the `subscribed` frame; rejects with a NotifyError (e.g. code "not_found"). */
-  readonly ack: Promise<SubscribedFrame>;
+  readonly ack: Promise<SubscribedFrame<T>>;
+}
+
+// --- collections ------------------------------------------------------------------------------
+
+/** A filter value: a JSON scalar; a foreign key to a live model is its HashID. */
+export type FilterValue = string | number | boolean | null;
+
+/** Exact match on fields of the model's `live_filter_fields`. */
+export type CollectionFilter = Readonly<Record<string, FilterValue>>;
+
+/** A row entered the subscriber's view (created, shared with them, or now matching the filter). */
+export interface CreatedFrame<T = Record<string, unknown>> {
+  type: "created";
+  model: string;
+  id: string;
+  data: T;
+  request_id?: number;
+  /** With `echo: "mark"`: this socket's own API call made the change. */
+  echo?: true;
+}
+
+/**
+ * Synthetic (never on the wire): the collection's rows were REPLACED by a snapshot, after the first
+ * subscribe and after every reconnect (rows deleted while offline are gone). `rows` is the
+ * collection's own live Map.
+ */
+export interface CollectionSnapshot<T = Record<string, unknown>> {
+  type: "snapshot";
+  model: string;
+  filter?: CollectionFilter;
+  rows: ReadonlyMap<string, T>;
+  /** The server cut the snapshot at its SNAPSHOT_LIMIT. */
+  truncated: boolean;
+}
+
+/** What a collection's onChange callbacks receive: the snapshot, or the whole event frame. */
+export type CollectionEvent<T = Record<string, unknown>> =
+  | CollectionSnapshot<T>
+  | CreatedFrame<T>
+  | UpdatedFrame<T>
+  | DeletedFrame;
+
+export type CollectionHandler<T = Record<string, unknown>> = (event: CollectionEvent<T>) => void;
+
+/** The answer to a collection subscribe; `data` (the rows) only with `snapshot` (the default). */
+export interface CollectionSubscribedFrame<T = Record<string, unknown>> {
+  type: "subscribed";
+  model: string;
+  filter?: CollectionFilter;
+  request_id?: number;
+  data?: T[];
+  truncated?: boolean;
+}
+
+export interface CollectionUnsubscribedFrame {
+  type: "unsubscribed";
+  model: string;
+  filter?: CollectionFilter;
+  request_id?: number;
+}
+
+/** The 2nd argument of `collection()`. Views of one (model, filter) must agree on actions, fields, snapshot. */
+export interface CollectionOptions<T = Record<string, unknown>> {
+  /** Exact match on `live_filter_fields` (default: every row the user may see). */
+  filter?: CollectionFilter;
+  /** Only these events (default all); `rows` then reflects only those. */
+  actions?: readonly NotifyAction[];
+  /** Only these fields of the serializer in `data` (its `id` always); type T accordingly. */
+  fields?: ReadonlyArray<keyof T & string>;
+  /** Start from the current rows, and replace them after each reconnect (default true). */
+  snapshot?: boolean;
+  /** The same as calling `onChange(handler)` at once. */
+  onChange?: CollectionHandler<T>;
+}
+
+/** What `client.collection()` returns: a live view of the rows a user may see. */
+export interface LiveCollection<T = Record<string, unknown>> {
+  /** In lower case. */
+  readonly model: string;
+  readonly filter: CollectionFilter | undefined;
+  /** id -> data, in order of arrival; created/updated upsert, deleted removes, a snapshot replaces all. Frozen by close(). */
+  readonly rows: ReadonlyMap<string, T>;
+  /** The last snapshot was cut at the server's SNAPSHOT_LIMIT. */
+  readonly truncated: boolean;
+  /** Resolves to the first `subscribed` frame; rejects with a NotifyError (e.g. "invalid", "not_found"). */
+  readonly ack: Promise<CollectionSubscribedFrame<T>>;
+  /** Call `handler` after each change has been applied to `rows`; returns a function removing it. */
+  onChange(handler: CollectionHandler<T>): () => void;
+  /** Stop following; the last view of (model, filter) sends `unsubscribe` and resolves to its answer, else null. */
+  close(): Promise<CollectionUnsubscribedFrame | null>;
 }
 
 /**
@@ -136,13 +259,19 @@ export interface NotifyOptions {
 }
 
 export class NotifyError extends Error {
-  constructor(code: NotifyErrorCode, detail: string, context?: { model?: string; id?: string; frame?: ErrorFrame });
+  constructor(
+    code: NotifyErrorCode,
+    detail: string,
+    context?: { model?: string; id?: string; filter?: CollectionFilter; frame?: ErrorFrame },
+  );
   readonly name: "NotifyError";
   readonly code: NotifyErrorCode;
   readonly detail: string;
   /** The model and id of the request that failed, when known. */
   readonly model?: string;
   readonly id?: string;
+  /** The filter of the collection request that failed, when it had one. */
+  readonly filter?: CollectionFilter;
   /** The server's error frame, when the error came from one. */
   readonly frame?: ErrorFrame;
 }
@@ -154,9 +283,30 @@ export class NotifyClient {
   readonly socketId: string | null;
   /** `{"X-Notify-Socket-ID": socketId}` to add to API calls, or `{}` while there is no id. */
   headers(): Record<string, string>;
-  /** The subscriptions held (acknowledged or awaiting their ack); models in lower case. */
+  /** The instance subscriptions held (acknowledged or awaiting their ack); models in lower case. */
   subscriptions(): Array<{ model: string; id: string }>;
-  subscribe<T = Record<string, unknown>>(model: string, id: string, handler: NotifyHandler<T>): Unsubscribe;
+  /** With `snapshot: true`, the handler also receives InstanceSnapshot events. */
+  subscribe<T = Record<string, unknown>>(
+    model: string,
+    id: string,
+    handler: SnapshotHandler<T>,
+    options: SubscribeOptions<T> & { snapshot: true },
+  ): Unsubscribe<T>;
+  subscribe<T = Record<string, unknown>>(
+    model: string,
+    id: string,
+    handler: NotifyHandler<T>,
+    options?: SubscribeOptions<T> & { snapshot?: false },
+  ): Unsubscribe<T>;
+  /** `snapshot` not known until run time: the handler must expect an InstanceSnapshot. */
+  subscribe<T = Record<string, unknown>>(
+    model: string,
+    id: string,
+    handler: SnapshotHandler<T>,
+    options: SubscribeOptions<T>,
+  ): Unsubscribe<T>;
+  /** Follow the rows of `model` the user may see (a subscribe without id); see LiveCollection. */
+  collection<T = Record<string, unknown>>(model: string, options?: CollectionOptions<T>): LiveCollection<T>;
   /** Close for good: status "closed", no reconnect, pending promises reject with code "closed". */
   close(): void;
 }

@@ -4,10 +4,22 @@
 // reports the unused directive and the check fails.
 
 import connectDefault, {
+  type CollectionEvent,
+  type CollectionFilter,
+  type CollectionHandler,
+  type CollectionOptions,
+  type CollectionSnapshot,
+  type CollectionSubscribedFrame,
+  type CollectionUnsubscribedFrame,
   connect,
+  type CreatedFrame,
   type DeletedFrame,
   type EchoMode,
   type ErrorFrame,
+  type FilterValue,
+  type InstanceSnapshot,
+  type LiveCollection,
+  type NotifyAction,
   NotifyClient,
   NotifyError,
   type NotifyErrorCode,
@@ -16,7 +28,9 @@ import connectDefault, {
   type NotifyOptions,
   type NotifyStatus,
   type RevokedFrame,
+  type SnapshotHandler,
   type SubscribedFrame,
+  type SubscribeOptions,
   type UnsubscribedFrame,
   type Unsubscribe,
   type UpdatedFrame,
@@ -153,6 +167,92 @@ async function lifecycle(): Promise<void> {
   client.close();
 }
 
+// --- subscribe with options: actions, fields, snapshot ----------------------------------------
+
+// Without snapshot (or snapshot: false) the handler is a plain NotifyHandler.
+client.subscribe<Note>("notes.note", "Xk9vB2pQ", handler, { actions: ["updated"], fields: ["title"] });
+client.subscribe<Note>("notes.note", "Xk9vB2pQ", handler, { snapshot: false });
+// With snapshot: true the handler also gets the synthetic "snapshot" event, and ack its data.
+const withSnapshot: SnapshotHandler<Note> = (event) => {
+  if (event.type === "snapshot") {
+    const snapshot: InstanceSnapshot<Note> = event;
+    const title: string = snapshot.data.title;
+    void title;
+  }
+};
+const followed: Unsubscribe<Note> = client.subscribe<Note>("notes.note", "Xk9vB2pQ", withSnapshot, { snapshot: true });
+async function instanceSnapshot(): Promise<void> {
+  const ack: SubscribedFrame<Note> = await followed.ack;
+  const title: string | undefined = ack.data?.title;
+  void title;
+}
+// A snapshot flag only known at run time: the handler must expect the snapshot event too.
+const subscribeOptions: SubscribeOptions<Note> = { actions: ["updated"], fields: ["title"], snapshot: Math.random() > 0.5 };
+client.subscribe<Note>("notes.note", "Xk9vB2pQ", withSnapshot, subscribeOptions);
+
+// --- collections -------------------------------------------------------------------------------
+
+const action: NotifyAction = "created";
+const archived: FilterValue = false;
+const filter: CollectionFilter = { archived, owner: "Xk9vB2pQ" };
+const onNotes: CollectionHandler<Note> = (event: CollectionEvent<Note>) => {
+  switch (event.type) {
+    case "snapshot": {
+      const snapshot: CollectionSnapshot<Note> = event;
+      const rows: ReadonlyMap<string, Note> = snapshot.rows;
+      const truncated: boolean = snapshot.truncated;
+      const sameFilter: CollectionFilter | undefined = snapshot.filter;
+      void [rows, truncated, sameFilter];
+      break;
+    }
+    case "created": {
+      const frame: CreatedFrame<Note> = event;
+      const requestId: number | undefined = frame.request_id;
+      const marked: true | undefined = frame.echo; // with echo: "mark", as on updated and deleted
+      void [frame.data.title, requestId, marked];
+      break;
+    }
+    case "updated": {
+      const frame: UpdatedFrame<Note> = event;
+      void [frame.data.title, frame.changed, frame.request_id];
+      break;
+    }
+    case "deleted": {
+      const frame: DeletedFrame = event;
+      void [frame.id, frame.request_id];
+      break;
+    }
+    default: {
+      const never: never = event;
+      void never;
+    }
+  }
+};
+const collectionOptions: CollectionOptions<Note> = {
+  filter,
+  actions: [action, "deleted"],
+  fields: ["id", "title"],
+  snapshot: true,
+  onChange: onNotes,
+};
+const notes: LiveCollection<Note> = client.collection<Note>("notes.note", collectionOptions);
+const everything: LiveCollection = client.collection("notes.note");
+const removeListener: () => void = notes.onChange(onNotes);
+
+async function followCollection(): Promise<void> {
+  const ack: CollectionSubscribedFrame<Note> = await notes.ack;
+  const firstRows: Note[] | undefined = ack.data;
+  const cut: boolean | undefined = ack.truncated;
+  const model: string = notes.model;
+  const noteFilter: CollectionFilter | undefined = notes.filter;
+  const titles: string[] = [...notes.rows.values()].map((note) => note.title);
+  const truncated: boolean = notes.truncated;
+  const untyped: unknown = everything.rows.get("Xk9vB2pQ")?.["title"];
+  removeListener();
+  const answer: CollectionUnsubscribedFrame | null = await notes.close();
+  void [firstRows, cut, model, noteFilter, titles, truncated, untyped, answer?.filter];
+}
+
 // --- NotifyError and webSocketUrl ---------------------------------------------------------------
 
 const timeout = new NotifyError("timeout", "No answer within 10 ms.", { model: "notes.note", id: "Xk9vB2pQ" });
@@ -160,6 +260,8 @@ const fromServer = new NotifyError("not_found", "No such object.", {
   frame: { type: "error", code: "not_found", detail: "No such object.", request_id: 7 },
 });
 const custom = new NotifyError("some_future_code", "Codes are open-ended.");
+const ofCollection = new NotifyError("invalid", "Unknown filter field.", { model: "notes.note", filter: { colour: "red" } });
+const failedFilter: CollectionFilter | undefined = ofCollection.filter;
 const asError: Error = timeout;
 const url: string = webSocketUrl("/ws/notifications/", { href: "https://example.test/page" });
 const here: string = webSocketUrl(new URL("ws://example.test/"));
@@ -184,6 +286,17 @@ connect("/ws/", { echo: "none" });
 client.socketId = "forged";
 // @ts-expect-error: typed data: Note has no `body`
 client.subscribe<Note>("notes.note", "x", (event) => event.type === "updated" && event.data.body);
+// @ts-expect-error: with snapshot: true a handler that does not expect the snapshot event is rejected
+client.subscribe<Note>("notes.note", "x", (event: NotifyEvent<Note>) => void event, { snapshot: true });
+// @ts-expect-error: "revoked" is not an action one can ask for
+client.subscribe("notes.note", "x", handler, { actions: ["revoked"] });
+// @ts-expect-error: fields are the serializer's (here Note's) names
+client.collection<Note>("notes.note", { fields: ["body"] });
+// @ts-expect-error: filter values are JSON scalars
+client.collection("notes.note", { filter: { owner: { id: 1 } } });
+// @ts-expect-error: rows are read-only for the caller
+notes.rows.set("x", { id: "x", title: "" });
 
 void [socketId, save, direct, headerName, welcome];
 void [other, third, status, held, lifecycle, fromServer, custom, asError, url, here, socketLike, badStatus];
+void [instanceSnapshot, followCollection, failedFilter];
