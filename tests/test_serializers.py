@@ -213,7 +213,7 @@ def test_without_id_the_frame_is_about_a_collection():
     ],
 )
 def test_collection_options_are_validated(extra):
-    ok, errors = validate(model="testapp.note", **extra)
+    ok, _ = validate(model="testapp.note", **extra)
     assert not ok, extra
 
 
