@@ -38,8 +38,8 @@ class _Pending:
     """One object's merged changes in one transaction (at one savepoint level); the on-commit callback."""
 
     __slots__ = (
-        "access_changed", "changed", "deleted", "group", "hashid", "index", "instance", "key", "label", "queued_in",
-        "registry", "using", "written",
+        "access_changed", "batch", "changed", "deleted", "group", "hashid", "index", "instance", "key", "label",
+        "queued_in", "registry", "using", "written",
     )  # fmt: skip
 
     def __init__(
@@ -53,6 +53,8 @@ class _Pending:
         self.changed: set[str] = set()
         self.access_changed = False
         self.written: rows.Snapshot = None
+        # Set by a bulk write (notify_kit.bulk): the committed row comes from its one read after commit.
+        self.batch: Any = None
         self.deleted = False
         self.key = key
         self.registry = registry
@@ -77,7 +79,10 @@ class _Pending:
         if self.deleted:
             return Event(self.label, self.hashid, deleted=True, data=None, changed=set())
         # On the writer's thread, after commit: the one place a re-read may happen (rows.committed).
-        row = rows.committed(self.instance, self.written, self.using)
+        if self.batch is not None:
+            row = self.batch.committed(self.instance.pk)
+        else:
+            row = rows.committed(self.instance, self.written, self.using)
         if row is None:  # deleted since by another transaction, whose delete notifies
             return None
         return Event(
@@ -137,14 +142,26 @@ def _pending_for(instance: Any, using: str) -> _Pending:
 
 
 def record_update(
-    instance: Any, changed: list[str], using: str, *, access_changed: bool, written: rows.Snapshot
+    instance: Any,
+    changed: list[str],
+    using: str,
+    *,
+    access_changed: bool,
+    written: rows.Snapshot,
+    batch: Any = None,
 ) -> None:
     """Note a save of ``instance``: tracked ``changed`` fields, whether access may have changed, and
-    what was written (rows.snapshot). Notifies after commit."""
+    what was written (rows.snapshot). Notifies after commit.
+
+    ``batch`` (notify_kit.bulk) reads the committed rows of a whole bulk write at once; once an
+    object has one it keeps it, since a read after commit is right whatever was written later.
+    """
     pending = _pending_for(instance, using)
     pending.changed.update(changed)
     pending.access_changed = pending.access_changed or access_changed
     pending.written = written  # the latest save's: a full save rewrites every column
+    if batch is not None:
+        pending.batch = batch
     pending.deleted = False  # saved again after a delete in the same transaction: it exists at commit
     if not pending.key:
         pending()

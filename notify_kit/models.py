@@ -24,6 +24,7 @@ from django.utils.module_loading import import_string
 from model_utils import FieldTracker
 
 from . import changes, hashids, notifications, rows
+from .querysets import LiveManager
 
 logger = logging.getLogger("notify_kit")
 
@@ -43,6 +44,10 @@ class LiveModelMixin(models.Model):
 
     #: Marks live models for code that must not import this module (serializers, checks).
     is_live_model: ClassVar[bool] = True
+
+    # Inherited by a model that declares no manager of its own: its update(), bulk_update() and
+    # bulk_create() notify too (notify_kit.querysets; notify_kit.W004 flags other managers).
+    objects = LiveManager()
 
     class Meta:
         abstract = True
