@@ -25,6 +25,7 @@ from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models, transaction
+from model_utils import FieldTracker
 
 from . import bulk, django_sql
 
@@ -100,13 +101,32 @@ class LiveQuerySet(models.QuerySet[Any]):
     bulk_create.alters_data = True  # type: ignore[attr-defined]
 
     def _created(self, objs: list[models.Model]) -> None:
-        """The hook for creation events: none today.
+        """The hook for creation events: none today; the objects' trackers marked as saved.
 
         A new row has no subscribers (one subscribes to an existing id), so ``save()`` sends
         nothing on create, and neither does this. Events for collections (issue 10) will be
         recorded here, from ``objs``, whose primary keys bulk_create() has set where the
         database returns them (PostgreSQL, SQLite 3.35+).
         """
+        # bulk_create() runs no save(), so django-model-utils never marks the new rows as saved
+        # and the next save() of one would report every tracked field (and access) as changed.
+        names = _tracker_names(self.model)
+        for obj in objs:
+            if obj.pk is not None:  # else the database did not say which row it is
+                for name in names:
+                    getattr(obj, name).set_saved_fields()
+
+
+_trackers: dict[type[models.Model], list[str]] = {}
+
+
+def _tracker_names(model: type[models.Model]) -> list[str]:
+    """Every FieldTracker of ``model``: its own and notify_kit's access tracker."""
+    names = _trackers.get(model)
+    if names is None:
+        found = {v.name for k in model.__mro__ for v in vars(k).values() if isinstance(v, FieldTracker)}
+        names = _trackers[model] = sorted(found)
+    return names
 
 
 #: The manager LiveModelMixin gives a model that declares none.

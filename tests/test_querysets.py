@@ -51,9 +51,7 @@ def sent(monkeypatch):
 
 
 def memos(owner, count, **fields):
-    created = Memo.objects.bulk_create([Memo(owner=owner, title=f"m{i}", **fields) for i in range(count)])
-    # Read back: bulk_create() leaves the FieldTracker's state from before the insert.
-    return list(Memo.objects.filter(pk__in=[m.pk for m in created]).order_by("pk"))
+    return Memo.objects.bulk_create([Memo(owner=owner, title=f"m{i}", **fields) for i in range(count)])
 
 
 # The manager
@@ -278,6 +276,18 @@ def test_a_live_model_is_never_fast_deleted(alice):
     assert not Collector(using="default", origin=None).can_fast_delete(Memo.objects.all())
 
 
+@on_commit_db
+def test_rows_read_for_access_alone_hold_the_access_fields_only(note):
+    # No tracked field written: the events carry no data, only the access values.
+    batch = bulk.Batch(Note, "default", needs_data=False)
+    batch.pks = [note.pk]
+    with CaptureQueriesContext(connection) as captured:
+        row = batch.committed(note.pk)
+        assert (row.pk, row.owner_id) == (note.pk, note.owner_id)
+    assert len(captured) == 1
+    assert row.get_deferred_fields() == {"title", "body", "views"}
+
+
 # bulk_update()
 
 
@@ -316,6 +326,16 @@ def test_bulk_create_sends_nothing_like_a_create(sent, alice):
     created = memos(alice, 3)
     assert all(m.pk for m in created)
     assert sent == []
+
+
+@on_commit_db
+def test_a_save_after_bulk_create_reports_only_what_it_changed(sent, alice):
+    (note,) = Note.objects.bulk_create([Note(owner=alice, title="t", body="b")])
+    note.title = "changed"
+    note.save()
+    ((_, message),) = sent
+    assert json.loads(message["text"])["changed"] == ["title"]
+    assert "row" not in message  # the owner did not change: nobody needs to check access again
 
 
 # Raw SQL
