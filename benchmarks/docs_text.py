@@ -231,6 +231,10 @@ def render(results: dict, json_path: Path) -> str:
         "",
         _analysis(results, json_path),
     ]
+    # The bulk-write section is measured apart (benchmarks/bulk.py) and kept across full runs.
+    bulk = BENCH / "bulk.md"
+    if bulk.exists():
+        parts += ["", bulk.read_text()]
     return "\n".join(parts).rstrip() + "\n"
 
 

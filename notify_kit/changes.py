@@ -43,8 +43,8 @@ class _Pending:
     """One object's merged changes in one transaction (at one savepoint level); the on-commit callback."""
 
     __slots__ = (
-        "access_changed", "before", "changed", "created", "deleted", "group", "hashid", "index", "instance", "key",
-        "label", "origin", "queued_in", "registry", "using", "written",
+        "access_changed", "batch", "before", "changed", "created", "deleted", "group", "hashid", "index", "instance",
+        "key", "label", "origin", "queued_in", "registry", "using", "written",
     )  # fmt: skip
 
     def __init__(
@@ -62,6 +62,8 @@ class _Pending:
         # that (audiences.View); _UNKNOWN while no such change was made: then it is the state after.
         self.before: audiences.View | None = _UNKNOWN
         self.written: rows.Snapshot = None
+        # Set by a bulk write (notify_kit.bulk): the committed row comes from its one read after commit.
+        self.batch: Any = None
         self.deleted = False
         self.key = key
         self.registry = registry
@@ -105,7 +107,10 @@ class _Pending:
                 self.label, self.hashid, deleted=True, data=None, changed=set(), views=views, origin=self.origin
             )
         # On the writer's thread, after commit: the one place a re-read may happen (rows.committed).
-        row = rows.committed(self.instance, self.written, self.using)
+        if self.batch is not None:
+            row = self.batch.committed(self.instance.pk)
+        else:
+            row = rows.committed(self.instance, self.written, self.using)
         if row is None:  # deleted since by another transaction, whose delete notifies
             return None
         data = row.get_live_data() if self.changed or self.created else None
@@ -216,9 +221,14 @@ def record_update(
     access_changed: bool,
     written: rows.Snapshot,
     before: Callable[[], audiences.View | None] | None = None,
+    batch: Any = None,
 ) -> None:
     """Note a save of ``instance``: tracked ``changed`` fields, whether access may have changed, what
-    was written (rows.snapshot), and who could see it before (called once per transaction)."""
+    was written (rows.snapshot), and who could see it before (called once per transaction).
+
+    ``batch`` (notify_kit.bulk) reads the committed rows of a whole bulk write at once; once an
+    object has one it keeps it, since a read after commit is right whatever was written later.
+    """
     if suppression.active():  # decided now, in the writer's context, not when the commit comes
         # Content is silenced, access never is: subscribers are still checked (see suppression).
         changed = []
@@ -231,6 +241,8 @@ def record_update(
         if before is not None:
             pending.note_before(before)
     pending.written = written  # the latest save's: a full save rewrites every column
+    if batch is not None:
+        pending.batch = batch
     pending.deleted = False  # saved again after a delete in the same transaction: it exists at commit
     if not pending.key:
         pending()

@@ -111,6 +111,44 @@ def _pool_size(host: Any) -> int | None:
 
 
 @checks.register()
+def check_live_managers(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W004 a manager of a live model whose update()/bulk_update() would not notify."""
+    from .querysets import LiveQuerySet
+
+    warnings: list[checks.CheckMessage] = []
+    for model in _live_models(app_configs):
+        for manager in model._meta.managers:
+            try:
+                queryset_class = type(manager.get_queryset())  # lazy: runs no query
+            except Exception:  # noqa: BLE001 - a manager that needs more than the model; not ours to judge
+                continue
+            if issubclass(queryset_class, LiveQuerySet):
+                continue
+            name = queryset_class.__name__
+            if queryset_class is models.QuerySet:
+                hint = (
+                    f"Declare {manager.name} = LiveManager(), or derive {type(manager).__name__} from LiveManager "
+                    "instead of models.Manager (notify_kit.querysets)."
+                )
+            else:
+                hint = (
+                    f"Put LiveQuerySet first among the bases: class {name}(LiveQuerySet, ...), then "
+                    f"{manager.name} = {name}.as_manager() or YourManager.from_queryset({name})() "
+                    "(LiveQuerySet is in notify_kit.querysets)."
+                )
+            warnings.append(
+                checks.Warning(
+                    f"{model._meta.label}.{manager.name} returns {name} querysets: their update() and "
+                    "bulk_update() write rows without notifying their subscribers.",
+                    hint=hint,
+                    obj=model,
+                    id="notify_kit.W004",
+                )
+            )
+    return warnings
+
+
+@checks.register()
 def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """E002 no layer under notify_kit's alias; W001 redis-py timeouts or pools too small; W002 capacity."""
     alias = settings.CHANNEL_LAYER

@@ -24,6 +24,7 @@ from django.db import models, transaction
 from django.utils.module_loading import import_string
 
 from . import audiences, hashids, notifications, receivers, trackers
+from .querysets import LiveManager
 
 logger = logging.getLogger("notify_kit")
 
@@ -49,6 +50,10 @@ class LiveModelMixin(models.Model):
 
     #: Marks live models for code that must not import this module (serializers, checks).
     is_live_model: ClassVar[bool] = True
+
+    # Inherited by a model that declares no manager of its own: its update(), bulk_update() and
+    # bulk_create() notify too (notify_kit.querysets; notify_kit.W004 flags other managers).
+    objects = LiveManager()
 
     class Meta:
         abstract = True

@@ -10,9 +10,10 @@ from django.core.management import call_command
 from django.db import models
 from django.test.utils import isolate_apps
 
-from notify_kit.checks import check_access_policies, check_channel_layer, check_live_models
+from notify_kit.checks import check_access_policies, check_channel_layer, check_live_managers, check_live_models
 from notify_kit.conf import redis_host
 from notify_kit.models import LiveModelMixin
+from notify_kit.querysets import LiveManager, LiveQuerySet
 from tests.testapp.models import Comment, Document, Memo, Note
 
 REDIS = "channels_redis.core.RedisChannelLayer"
@@ -378,3 +379,69 @@ def test_w003_reverse_relation_and_loaded_foreign_key():
         "self.members (a reverse relation)",
         "self.owner (a related object)",
     ]
+
+
+# W004: a manager whose update()/bulk_update() would not notify
+
+
+def test_w004_not_reported_for_a_model_without_a_manager(isolated):
+    class Bare(LiveModelMixin, models.Model):
+        class Meta:
+            app_label = "testapp"
+
+    assert isinstance(Bare.objects, LiveManager)
+    assert check_live_managers(app_configs=isolated.get_app_configs()) == []
+
+
+def test_w004_a_plain_manager(isolated):
+    class Own(LiveModelMixin, models.Model):
+        objects = models.Manager()
+
+        class Meta:
+            app_label = "testapp"
+
+    warnings = check_live_managers(app_configs=isolated.get_app_configs())
+    assert ids(warnings) == ["notify_kit.W004"]
+    assert warnings[0].obj is Own
+    assert "Own.objects returns QuerySet querysets" in warnings[0].msg
+    assert "objects = LiveManager()" in warnings[0].hint
+
+
+def test_w004_a_queryset_of_ones_own(isolated):
+    class PublishedQuerySet(models.QuerySet):
+        pass
+
+    class Own(LiveModelMixin, models.Model):
+        objects = PublishedQuerySet.as_manager()
+
+        class Meta:
+            app_label = "testapp"
+
+    (warning,) = check_live_managers(app_configs=isolated.get_app_configs())
+    assert "class PublishedQuerySet(LiveQuerySet, ...)" in warning.hint
+
+
+def test_w004_a_second_manager(isolated):
+    class Own(LiveModelMixin, models.Model):
+        everything = models.Manager()
+
+        class Meta:
+            app_label = "testapp"
+
+    (warning,) = check_live_managers(app_configs=isolated.get_app_configs())
+    assert "Own.everything" in warning.msg
+    assert isinstance(Own.objects, LiveManager)  # the inherited one is still there
+
+
+def test_w004_not_reported_when_live_queryset_is_mixed_in(isolated):
+    class PublishedQuerySet(LiveQuerySet, models.QuerySet):
+        pass
+
+    class Own(LiveModelMixin, models.Model):
+        objects = PublishedQuerySet.as_manager()
+        published = LiveManager.from_queryset(PublishedQuerySet)()
+
+        class Meta:
+            app_label = "testapp"
+
+    assert check_live_managers(app_configs=isolated.get_app_configs()) == []
