@@ -60,3 +60,66 @@ class Memo(LiveModelMixin, models.Model):
 
     def can_subscribe(self, user):
         return user.is_authenticated and self.owner_id == user.pk
+
+
+class SharedNote(LiveModelMixin, models.Model):
+    """Issue 10's model, exactly: audiences per user, shares by ManyToMany, a filter on archived."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_shared_notes")
+    title = models.CharField(max_length=100)
+    archived = models.BooleanField(default=False)
+    shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="visible_shared_notes")
+    tracker = FieldTracker(fields=["title", "archived", "owner"])
+    live_serializer = "tests.testapp.serializers.SharedNoteSerializer"
+    live_filter_fields = ("archived",)
+
+    def live_audiences(self):
+        """Who may see this row, as audience keys. Runs once per write, in the writer (may query)."""
+        return [f"user:{self.owner_id}", *(f"user:{pk}" for pk in self.shared_with.values_list("pk", flat=True))]
+
+    @classmethod
+    def live_audiences_of(cls, user):
+        """The keys a user holds. Runs once per subscription, on the database thread."""
+        return [f"user:{user.pk}"] if user.is_authenticated else []
+
+
+class Profile(LiveModelMixin, models.Model):
+    """Per-audience payloads: its own user sees every field, other signed-in users the name only."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    display_name = models.CharField(max_length=100)
+    email = models.CharField(max_length=100, blank=True)
+    live_serializer = "tests.testapp.serializers.ProfileSerializer"
+
+    def live_audiences(self):
+        return {
+            f"user:{self.user_id}": None,  # None: live_serializer, every field
+            "signed-in": "tests.testapp.serializers.PublicProfileSerializer",
+        }
+
+    @classmethod
+    def live_audiences_of(cls, user):
+        return [f"user:{user.pk}", "signed-in"] if user.is_authenticated else []
+
+
+class School(models.Model):
+    name = models.CharField(max_length=100)
+
+
+class Classroom(LiveModelMixin, models.Model):
+    """DCRF's seed case: every classroom of one school, chosen at subscribe time by a filter."""
+
+    school = models.ForeignKey(School, on_delete=models.CASCADE, related_name="classrooms")
+    name = models.CharField(max_length=100)
+    live_filter_fields = ("school",)
+    live_serializer = "tests.testapp.serializers.ClassroomSerializer"
+
+    def live_audiences(self):
+        return [f"school:{self.school_id}"]
+
+    @classmethod
+    def live_audiences_of(cls, user):
+        """Staff of a school: the schools a user teaches at (here: all of them for staff)."""
+        if not user.is_authenticated:
+            return []
+        return [f"school:{pk}" for pk in School.objects.values_list("pk", flat=True)] if user.is_staff else []
