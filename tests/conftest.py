@@ -230,3 +230,17 @@ def ws():
 
 async def save(obj, **kwargs):
     await database_sync_to_async(obj.save)(**kwargs)
+
+
+@pytest.fixture
+def consumers(monkeypatch):
+    """Every NotificationConsumer instantiated during the test, in order."""
+    made: list[NotificationConsumer] = []
+    original = NotificationConsumer.__init__
+
+    def recording_init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(NotificationConsumer, "__init__", recording_init)
+    return made

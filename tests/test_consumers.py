@@ -34,20 +34,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # -- helpers -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def consumers(monkeypatch):
-    """Every NotificationConsumer instantiated during the test, in order."""
-    made: list[NotificationConsumer] = []
-    original = NotificationConsumer.__init__
-
-    def recording_init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        made.append(self)
-
-    monkeypatch.setattr(NotificationConsumer, "__init__", recording_init)
-    return made
-
-
 def configure(settings, **values):
     """Override NOTIFY_KIT keys on top of what the ``layer`` fixture chose."""
     settings.NOTIFY_KIT = {**settings.NOTIFY_KIT, **values}
