@@ -3,6 +3,7 @@
     python -m tests.e2e.writer HASHID=TITLE ...          # set titles
     python -m tests.e2e.writer --rounds N HASHID ...      # titles "1".."N" on each note, round robin
     python -m tests.e2e.writer --memo HASHID FIELD=VALUE  # one save of a Memo (owner=USERNAME)
+    python -m tests.e2e.writer --shared HASHID share=USERNAME|unshare=USERNAME|title=TEXT  # a SharedNote
     python -m tests.e2e.writer --origin SOCKET_ID HASHID=TITLE ...  # as a request with X-Notify-Socket-ID
 
 It exits as soon as the saves return: queued notifications go out from notify_kit's exit flush.
@@ -22,7 +23,7 @@ django.setup()
 from django.contrib.auth import get_user_model
 
 from notify_kit.middleware import origin_socket
-from tests.testapp.models import Memo, Note
+from tests.testapp.models import Memo, Note, SharedNote
 
 
 def save_memo(hashid: str, assignments: list[str]) -> None:
@@ -33,7 +34,22 @@ def save_memo(hashid: str, assignments: list[str]) -> None:
     memo.save()
 
 
+def write_shared(hashid: str, action: str) -> None:
+    note = SharedNote.get_by_hashid(hashid)
+    name, value = action.split("=", 1)
+    if name == "title":
+        note.title = value
+        note.save()
+    else:
+        user = get_user_model().objects.get(username=value)
+        (note.shared_with.add if name == "share" else note.shared_with.remove)(user)
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["--shared"]:
+        write_shared(argv[1], argv[2])
+        print(json.dumps({"saves": 1}))
+        return
     if argv[:1] == ["--memo"]:
         save_memo(argv[1], argv[2:])
         print(json.dumps({"saves": 1}))
