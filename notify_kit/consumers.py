@@ -26,26 +26,23 @@ Three choices shape it:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
-from functools import cache
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.apps import apps
 
-from . import access, audiences, filters, notifications, rows, snapshots, subscriptions
+from . import access, frames, notifications, rows, subscriptions
 from .conf import settings
-from .serializers import SubscriptionRequestSerializer, is_live
+from .frames import NOT_FOUND_DETAIL
+from .serializers import SubscriptionRequestSerializer
+from .subscribing import LayerUnavailable, SubscribingMixin, live_models
 
 logger = logging.getLogger("notify_kit")
 
-NOT_FOUND_DETAIL = "No such object, or you may not subscribe to it."
+__all__ = ["NOT_FOUND_DETAIL", "NotificationConsumer"]
 #: WebSocket close code when the channel layer is unreachable: "try again later".
 LAYER_UNAVAILABLE_CLOSE_CODE = 1013
 #: What ``?echo=`` may ask for: skip this socket's own echoes, or send them marked ``"echo": true``.
@@ -57,41 +54,7 @@ LAYER_UNAVAILABLE_FALLBACK_CLOSE_CODE = 4013
 _NO_CLEANUP = frozenset({"websocket.receive", notifications.EVENT_TYPE, notifications.RECHECK_TYPE})
 
 
-@cache
-def _live_models() -> dict[str, type]:
-    # The app registry is frozen once the server runs; one lookup table, case-insensitive keys
-    # because apps.get_model() is case-sensitive on the app label.
-    return {model._meta.label_lower: model for model in apps.get_models() if is_live(model)}
-
-
-class _LayerUnavailable(Exception):
-    """The channel layer failed while joining a group: the socket is closed with 1013."""
-
-
-class _RequestError(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code, self.detail = code, detail
-
-
-class _TokenBucket:
-    """Per-connection rate limit: ``burst`` frames at once, refilled at ``rate`` per second."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.stamp = float(burst), time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-
-class NotificationConsumer(AsyncJsonWebsocketConsumer):
+class NotificationConsumer(SubscribingMixin, AsyncJsonWebsocketConsumer):
     """Subscribes a WebSocket to live objects its user may see, and forwards their notifications."""
 
     request_serializer_class = SubscriptionRequestSerializer
@@ -150,9 +113,9 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         """Called when the WebSocket opens; anonymous users connect too and get what can_subscribe allows."""
-        self._bucket = _TokenBucket(float(settings.SUBSCRIBE_RATE), int(settings.SUBSCRIBE_BURST))
+        self._bucket = frames.TokenBucket(float(settings.SUBSCRIBE_RATE), int(settings.SUBSCRIBE_BURST))
         await self.accept()
-        mode = _query_param(self.scope, "echo")
+        mode = frames.query_param(self.scope, "echo")
         if mode in ECHO_MODES:
             # Random, not derived from the channel name: it is shown to this socket only, and
             # must let no one else name this socket in a request header.
@@ -174,19 +137,19 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
             # Every frame, even an undecodable one, takes a token; the frame is decoded before the
             # verdict only so that a rate_limited answer can still echo its request_id.
             allowed = self._bucket.take()
-            content = self._decode(text_data, bytes_data)
+            content = frames.decode(text_data, bytes_data)
             if not allowed:
-                raise _RequestError("rate_limited", "Too many requests; slow down.")
+                raise frames.RequestError("rate_limited", "Too many requests; slow down.")
             await self.receive_json(content)
-        except _RequestError as error:
+        except frames.RequestError as error:
             if error.code == "not_found":
                 # Pad every not_found to the same floor: the time to answer must not tell a
                 # missing row from a forbidden one.
                 delay = float(settings.NOT_FOUND_MIN_SECONDS) - (time.monotonic() - started)
                 if delay > 0:
                     await asyncio.sleep(delay)
-            await self.send_error(error.code, error.detail, _request_id_of(content))
-        except _LayerUnavailable:
+            await self.send_error(error.code, error.detail, frames.request_id_of(content))
+        except LayerUnavailable:
             # Close before the error unwinds: Channels then waits for its cancelled channel-layer
             # receive, which can miss the cancellation and run on (see _close_unavailable).
             await self._close_unavailable()
@@ -194,28 +157,16 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         except Exception:  # a bug or a dead database must not drop the socket
             logger.exception("notify_kit: error while handling a client frame")
             await self.send_error(
-                "unavailable", "The server could not handle this request; try again later.", _request_id_of(content)
+                "unavailable",
+                "The server could not handle this request; try again later.",
+                frames.request_id_of(content),
             )
-
-    def _decode(self, text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
-        if text_data is None:
-            raise _RequestError("invalid", "Binary frames are not supported; send JSON text.")
-        limit = int(settings.MAX_MESSAGE_BYTES)
-        if len(text_data) > limit or len(text_data.encode("utf-8", "surrogatepass")) > limit:
-            raise _RequestError("invalid", f"Message too large; the limit is {limit} bytes.")
-        try:
-            content = json.loads(text_data)
-        except (ValueError, RecursionError):  # deep nesting raises RecursionError, not ValueError
-            raise _RequestError("invalid", "Not valid JSON.") from None
-        if not isinstance(content, dict):
-            raise _RequestError("invalid", "Expected a JSON object.")
-        return content
 
     async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
         """Called with a decoded client frame: validate it, then subscribe or unsubscribe."""
         serializer = self.request_serializer_class(data=content)
         if not serializer.is_valid():
-            raise _RequestError("invalid", _describe(serializer.errors))
+            raise frames.RequestError("invalid", frames.describe(serializer.errors))
         request = dict(serializer.validated_data)
         label = request["model"] = request["model"].lower()
         answer: dict[str, Any] = {"type": request["type"] + "d", "model": label}
@@ -232,125 +183,6 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self._leave(subscriptions.identity(label, None, self._filter(label, request)[0]))
         await self.send_json(answer)
-
-    def _filter(self, label: str, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        model = _live_models().get(label)
-        if model is None:
-            raise _RequestError("not_found", NOT_FOUND_DETAIL)
-        try:
-            return filters.parse(model, request.get("filter") or {})
-        except filters.FilterError as exc:
-            raise _RequestError("invalid", str(exc)) from None
-
-    async def subscribe(self, label: str, request: dict[str, Any] | str) -> dict[str, Any]:
-        """Subscribe to an object or a collection the user may see; returns what the answer adds.
-
-        Raises _RequestError (``not_found``, ``invalid``, ``limit``) otherwise.
-        """
-        if isinstance(request, str):  # subscribe(label, hashid), as before collections existed
-            request = {"id": request}
-        model = _live_models().get(label)
-        hashid = request.get("id")
-        pk = model.pk_from_hashid(hashid) if model is not None and hashid is not None else None
-        if model is None or (hashid is not None and pk is None):
-            # Same time-floored answer as a missing row; the extra DB round trip of that path
-            # is not worth doing for ids that cannot exist.
-            raise _RequestError("not_found", NOT_FOUND_DETAIL)
-        compare, lookups = self._filter(label, request) if hashid is None else ({}, {})
-        fields = request.get("fields")
-        if fields is not None:
-            known = set(model.get_live_serializer_class()().fields)
-            unknown = sorted(set(fields) - known)
-            if unknown:
-                raise _RequestError(
-                    "invalid", f"fields: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})."
-                )
-        key = subscriptions.identity(label, hashid, compare)
-        existing = self._table.get(key)
-        if existing is None and len(self._table) >= int(settings.MAX_SUBSCRIPTIONS):
-            raise _RequestError("limit", f"At most {settings.MAX_SUBSCRIPTIONS} subscriptions per connection.")
-        user = self.scope.get("user")
-        keys = frozenset(await database_sync_to_async(_held_keys)(model, user))
-        groups = [audiences.group(label, digest) for digest in sorted(keys)] if hashid is None else []
-        if hashid is not None:
-            groups.insert(0, notifications.group_name(label, hashid))
-        # Join first, then check and read: a change committed between the check and the join
-        # would otherwise send its event before this socket could receive it, and the stale
-        # answer would stand. Events that arrive meanwhile wait until this handler returns
-        # (a consumer handles one message at a time), and by then the table decides.
-        joined = [group for group in groups if existing is None and not self._table.joined(group)]
-        for group in joined:
-            try:
-                await notifications.group_add(group, self.channel_name)
-            except Exception as exc:  # re-raised as the one error __call__ turns into 1013
-                await self._close_unavailable()  # now: see _close_unavailable
-                raise _LayerUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        try:
-            found = await self._check_and_read(model, pk, user, keys, lookups, bool(request.get("snapshot")))
-        except BaseException:
-            await self._discard(joined)
-            raise
-        if found is None:  # not (or no longer) allowed
-            await self._discard(joined)
-            if existing is not None:
-                await self._leave(key)
-            raise _RequestError("not_found", NOT_FOUND_DETAIL)
-        if existing is None:
-            self._table.add(
-                subscriptions.Subscription(
-                    label,
-                    hashid=hashid,
-                    filter=compare,
-                    keys=keys,
-                    by_keys=hashid is not None and _decides_by_keys(model, type(self)),
-                    actions=frozenset(request.get("actions") or subscriptions.ACTIONS),
-                    fields=None if fields is None else tuple(fields),
-                    request_id=request.get("request_id", subscriptions.NO_REQUEST_ID) if hashid is None else
-                    subscriptions.NO_REQUEST_ID,
-                    groups=tuple(groups),
-                )
-            )  # fmt: skip
-        return found
-
-    @database_sync_to_async
-    def _check_and_read(
-        self, model: Any, pk: int | None, user: Any, keys: frozenset[str], lookups: dict[str, Any], snapshot: bool
-    ) -> dict[str, Any] | None:
-        """On the database thread: may the user subscribe, and the snapshot if asked. None: not allowed."""
-        if pk is None:  # a collection: the user's keys decide, row by row
-            if not snapshot:
-                return {}
-            rows, truncated = snapshots.collection(model, user, keys, lookups, int(settings.SNAPSHOT_LIMIT))
-            return {"data": rows, "truncated": True} if truncated else {"data": rows}
-        obj = self.get_object(model, pk)
-        if obj is None or not self.can_subscribe(obj, user):
-            return None
-        return {"data": snapshots.instance(obj, keys)} if snapshot else {}
-
-    async def unsubscribe(self, label: str, hashid: str) -> None:
-        """Leave the group of (label, hashid); a no-op when not subscribed."""
-        await self._leave(subscriptions.identity(label, hashid, None))
-
-    async def _leave(self, key: tuple[str, str, str]) -> None:
-        _, unused = self._table.remove(key)  # first: nothing more is forwarded, whatever the layer does
-        await self._discard(unused)
-
-    async def _discard(self, groups: list[str]) -> None:
-        for group in groups:
-            await notifications.group_discard(group, self.channel_name)
-
-    @database_sync_to_async
-    def _allowed(self, model: type, pk: int) -> bool:
-        obj = self.get_object(model, pk)
-        return obj is not None and bool(self.can_subscribe(obj, self.scope.get("user")))
-
-    def get_object(self, model: type, pk: int) -> Any:
-        """Load the object a client asks for (runs on the database thread); None if missing."""
-        return model._default_manager.filter(pk=pk).first()  # type: ignore[attr-defined]
-
-    def can_subscribe(self, obj: Any, user: Any) -> bool:
-        """Whether ``user`` may subscribe to ``obj`` (on the event loop when it needs no query)."""
-        return bool(obj.can_subscribe(user))
 
     async def notify_event(self, event: dict[str, Any]) -> None:
         """Forward an event to each subscription it concerns, decided from the event alone."""
@@ -383,7 +215,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         label, hashid = event["model"], event["id"]
         if self._table.instance(label, hashid) is None:
             return
-        model = _live_models().get(label)
+        model = live_models().get(label)
         pk = model.pk_from_hashid(hashid) if model is not None else None
         try:
             allowed = pk is not None and await self._allowed(model, pk)
@@ -397,7 +229,7 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
         """Check access against the committed row the event carries; revoke on failure."""
         label, hashid = event["model"], event["id"]
         try:
-            obj = rows.decode(_live_models()[label], event["row"])
+            obj = rows.decode(live_models()[label], event["row"])
             allowed = await access.allowed(self.can_subscribe, obj, self.scope.get("user"))
         except Exception:  # fail closed: better a lost notification than a leaked one
             logger.exception("notify_kit: could not recheck access to %s %s", label, hashid)
@@ -425,46 +257,3 @@ class NotificationConsumer(AsyncJsonWebsocketConsumer):
     def subscriptions(self) -> dict[str, tuple[str, str]]:
         """group -> (model, id) of this socket's object subscriptions."""
         return self._table.instance_groups()
-
-
-def _query_param(scope: Any, name: str) -> str | None:
-    """The last value of ``name`` in the connect URL's query string, or None."""
-    raw = scope.get("query_string", b"")
-    values = parse_qs(raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)).get(name)
-    return values[-1] if values else None
-
-
-def _request_id_of(content: Any) -> Any:
-    """The frame's request_id when it is a valid one, so even a rejected frame can be matched."""
-    if not isinstance(content, dict) or "request_id" not in content:
-        return None
-    field = SubscriptionRequestSerializer().fields["request_id"]
-    try:
-        return field.run_validation(content["request_id"])
-    except Exception:  # noqa: BLE001 - an invalid request_id is simply not echoed
-        return None
-
-
-def _describe(errors: dict[str, Any]) -> str:
-    """Flatten DRF errors into one line: ``model: This field is required. id: ...``."""
-    parts = []
-    for field, messages in sorted(errors.items()):
-        text = " ".join(str(m) for m in (messages if isinstance(messages, list) else [messages]))
-        parts.append(f"{field}: {text}")
-    return " ".join(parts)
-
-
-def _held_keys(model: Any, user: Any) -> list[str]:
-    """The digests of the audience keys ``user`` holds for ``model`` (database thread)."""
-    return [audiences.digest(key) for key in model.live_audiences_of(user)]
-
-
-def _decides_by_keys(model: Any, consumer: type) -> bool:
-    """Whether object subscriptions of ``model`` are decided by audience keys (its default policy)."""
-    from .models import LiveModelMixin
-
-    return (
-        model.declares_audiences()
-        and model.can_subscribe is LiveModelMixin.can_subscribe
-        and consumer.can_subscribe is NotificationConsumer.can_subscribe
-    )
