@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Inbox, Note
+from .models import Note, Profile
 
 
 @admin.register(Note)
@@ -11,6 +11,7 @@ class NoteAdmin(admin.ModelAdmin):
     filter_horizontal = ["shared_with"]
 
 
-@admin.register(Inbox)
-class InboxAdmin(admin.ModelAdmin):
-    list_display = ["user", "revision"]
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "user", "email"]
+    search_fields = ["display_name", "user__username"]

@@ -1,9 +1,10 @@
-"""The demo's two live models: Note, and Inbox, which tells a user's pages that their list changed.
+"""The demo's live models: Note, whose audiences are its owner and the users it is shared with,
+and Profile, whose own user sees every field and other signed-in users the display name only.
 
-notify_kit sends ``updated``/``deleted`` for objects a page already subscribed to; it does not
-announce new objects. A note created by someone else, or newly shared with me, is therefore
-announced through my Inbox: its ``revision`` goes up (see signals.py) and my open pages reload
-the list.
+Both say who may see a row with audience keys (notify_kit's ``live_audiences``): a page follows
+every note it may see with one collection subscription, and a note shared with a user appears
+on their pages as it is shared and disappears when the share is removed, with no code here:
+notify_kit reads the keys before and after each write, ``m2m_changed`` included.
 """
 
 from django.conf import settings
@@ -11,12 +12,22 @@ from django.db import models
 from model_utils import FieldTracker
 
 from notify_kit.models import LiveModelMixin
+from notify_kit.querysets import LiveQuerySet
 
 
-class NoteQuerySet(models.QuerySet):
+def _keys_of(user):
+    """The audience key a signed-in, active user holds for both models: their own."""
+    if not user.is_authenticated or not user.is_active:
+        return []
+    return [f"user:{user.pk}"]
+
+
+class NoteQuerySet(LiveQuerySet):
+    """LiveQuerySet first: this queryset's update() and bulk_update() notify too."""
+
     def visible_to(self, user):
-        """Notes ``user`` owns or that are shared with them."""
-        if not user.is_authenticated:
+        """Notes ``user`` owns or that are shared with them: the same rule as the audiences."""
+        if not _keys_of(user):
             return self.none()
         return self.filter(models.Q(owner=user) | models.Q(shared_with=user)).distinct()
 
@@ -33,7 +44,8 @@ class Note(LiveModelMixin, models.Model):
     # Declared on the concrete model (a tracker on an abstract base would not be attached).
     tracker = FieldTracker(fields=["title", "body", "owner"])
     live_serializer = "notes.serializers.NoteSerializer"
-    # A new owner can change who may subscribe: subscribers are checked again on such an update.
+    # Only a new owner changes the row's audiences (shares are the m2m, which notify_kit follows):
+    # a save that changes nothing else does not read the shares before the write.
     live_access_fields = ("owner",)
 
     objects = NoteQuerySet.as_manager()
@@ -44,40 +56,59 @@ class Note(LiveModelMixin, models.Model):
     def __str__(self):
         return self.title
 
-    def can_subscribe(self, user):
-        """The owner and the users it is shared with."""
-        if not user.is_authenticated or not user.is_active:
-            return False
-        return self.owner_id == user.pk or self.shared_with.filter(pk=user.pk).exists()
+    def live_audiences(self):
+        """The owner and every user the note is shared with. Runs once per write, in the writer."""
+        # values_list, not .all(): a prefetch cache (the API's queryset has one) may predate the
+        # write, and the keys decide who receives the note.
+        shared = self.shared_with.values_list("pk", flat=True)
+        return [f"user:{self.owner_id}", *(f"user:{pk}" for pk in shared)]
+
+    @classmethod
+    def live_audiences_of(cls, user):
+        """A user holds their own key. Runs once per subscription, on the database thread."""
+        return _keys_of(user)
+
+    @classmethod
+    def live_snapshot_queryset(cls, user):
+        """A snapshot scans the user's notes only (and loads what the serializer reads in two queries)."""
+        return cls.objects.visible_to(user).select_related("owner").prefetch_related("shared_with")
 
 
-class Inbox(LiveModelMixin, models.Model):
-    """One per user; ``revision`` goes up whenever the set of notes the user sees changes."""
+class Profile(LiveModelMixin, models.Model):
+    """A user's card: their own user sees every field, other signed-in users the display name only."""
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inbox")
-    revision = models.PositiveIntegerField(default=0)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    display_name = models.CharField(max_length=100)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=30, blank=True)
 
-    tracker = FieldTracker(fields=["revision"])
+    # Only the display name is tracked: an update frame names the fields that changed, and every
+    # audience receives that list, so a tracked private field would tell other users *that* it
+    # changed (not its value). Private fields reach their own user's other pages on the next snapshot.
+    tracker = FieldTracker(fields=["display_name"])
+    live_serializer = "notes.serializers.ProfileSerializer"
+    live_access_fields = ("user",)
 
     class Meta:
-        verbose_name_plural = "inboxes"
+        ordering = ["display_name", "pk"]
 
     def __str__(self):
-        return f"inbox of {self.user}"
+        return self.display_name
 
-    def can_subscribe(self, user):
-        """Only its user."""
-        return user.is_authenticated and self.user_id == user.pk
+    def live_audiences(self):
+        """Per-audience payloads: the first key a subscriber holds, in this order, picks their data."""
+        return {
+            f"user:{self.user_id}": None,  # None: live_serializer, every field
+            "signed-in": "notes.serializers.PublicProfileSerializer",
+        }
+
+    @classmethod
+    def live_audiences_of(cls, user):
+        """Their own key, and the key every signed-in user holds."""
+        keys = _keys_of(user)
+        return [*keys, "signed-in"] if keys else []
 
     @classmethod
     def for_user(cls, user):
-        """The user's inbox, created on first use."""
-        return cls.objects.get_or_create(user=user)[0]
-
-    @classmethod
-    def bump(cls, user_ids):
-        """Tell the pages of these users that their list of notes changed."""
-        for user_id in set(user_ids):
-            inbox = cls.objects.get_or_create(user_id=user_id)[0]
-            inbox.revision += 1
-            inbox.save(update_fields=["revision"])
+        """The user's profile, created on first use with their username as display name."""
+        return cls.objects.get_or_create(user=user, defaults={"display_name": user.get_username()})[0]

@@ -1,11 +1,15 @@
-"""The API's serializers; NoteSerializer is also the ``data`` of the live ``updated`` events."""
+"""The API's serializers, which are also the ``data`` of the live events (one HashID for both).
+
+Profile has two: ``ProfileSerializer`` for its own user, ``PublicProfileSerializer`` (the display
+name only) for everyone else; ``Profile.live_audiences`` says who gets which.
+"""
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from notify_kit.serializers import LiveSerializerMixin
 
-from .models import Note
+from .models import Note, Profile
 
 
 class NoteSerializer(LiveSerializerMixin, serializers.ModelSerializer):
@@ -36,3 +40,19 @@ class ShareSerializer(serializers.Serializer):
         if user.pk == self.context["note"].owner_id:
             raise serializers.ValidationError("That is the owner of the note.")
         return user
+
+
+class ProfileSerializer(LiveSerializerMixin, serializers.ModelSerializer):
+    """Every field of a profile: what its own user sees (and edits through the API)."""
+
+    class Meta:
+        model = Profile
+        fields = ["id", "display_name", "email", "phone"]
+
+
+class PublicProfileSerializer(LiveSerializerMixin, serializers.ModelSerializer):
+    """What other signed-in users see of a profile: its display name."""
+
+    class Meta:
+        model = Profile
+        fields = ["id", "display_name"]

@@ -8,5 +8,6 @@ router.register("notes", views.NoteViewSet, basename="note")
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("api/profile/", views.MyProfileView.as_view(), name="my-profile"),
     path("api/", include(router.urls)),
 ]

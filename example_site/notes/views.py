@@ -6,34 +6,44 @@ from django.http import Http404
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.urls import reverse
-from rest_framework import viewsets
+from rest_framework import generics, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from .models import Inbox, Note
+from .models import Note, Profile
 from .permissions import IsOwnerOrCollaborator
-from .serializers import NoteSerializer, ShareSerializer
+from .serializers import NoteSerializer, ProfileSerializer, ShareSerializer
 
 
 @login_required
 def index(request):
-    """The one page: my notes and the notes shared with me, kept live by notify-kit.js."""
-    notes = NoteViewSet.queryset_for(request.user)
+    """The one page: my notes, the notes shared with me and the people, kept live by notify-kit.js.
+
+    The lists come from the page's collection subscriptions (their snapshots, then their events),
+    not from this view: what the page shows and what it is told about are one and the same.
+    """
     config = {
         "user": request.user.username,
         "api": reverse("note-list"),
+        "profileApi": reverse("my-profile"),
+        "profile": Profile.for_user(request.user).hashid,  # which row of the people is mine
         "websocket": "/ws/notifications/",
-        "inbox": Inbox.for_user(request.user).hashid,
         "csrfToken": get_token(request),
     }
     others = get_user_model().objects.filter(is_active=True).exclude(pk=request.user.pk).order_by("username")
-    context = {
-        "config": config,
-        "notes": NoteSerializer(notes, many=True).data,
-        "usernames": others.values_list("username", flat=True)[:100],
-    }
+    context = {"config": config, "usernames": others.values_list("username", flat=True)[:100]}
     return render(request, "notes/index.html", context)
+
+
+class MyProfileView(generics.RetrieveUpdateAPIView):
+    """The signed-in user's own profile (GET, PATCH); other users' profiles are only seen live."""
+
+    serializer_class = ProfileSerializer
+    permission_classes = [IsAuthenticated]
+
+    def get_object(self):
+        return Profile.for_user(self.request.user)
 
 
 class NoteViewSet(viewsets.ModelViewSet):
@@ -71,11 +81,11 @@ class NoteViewSet(viewsets.ModelViewSet):
 
     @action(detail=True, methods=["post"])
     def unshare(self, request, pk=None):
-        """Stop sharing the note with a user; their open pages are told ``revoked``."""
+        """Stop sharing the note with a user; it leaves their pages (``deleted`` in their collection)."""
         note = self.get_object()
         user = self._user_from(request, note)
-        # The m2m_changed receiver (signals.py) calls note.notify_access_changed(), so a removal
-        # made in the admin or the shell revokes the same way.
+        # notify_kit follows the many-to-many itself: a removal made in the admin or the shell
+        # takes the note off that user's pages the same way.
         note.shared_with.remove(user)
         return Response(self.get_serializer(note).data)
 

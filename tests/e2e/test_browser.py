@@ -1,4 +1,4 @@
-"""The demo in a real headless Chromium: live edits between users, access control, and a server restart.
+"""The demo in a real headless Chromium: live edits between users, sharing, per-user profiles, a server restart.
 
 The example site runs as ``manage.py demo`` in a subprocess on a free loopback port, on a
 temporary SQLite file and the in-memory channel layer, exactly as a user starts it. Chromium is
@@ -168,6 +168,9 @@ def run_scenario(browser, server: DemoServer, expect) -> None:
     )
     assert denied == "not_found"
 
+    sharing_moves_the_note_in_and_out(alice, bob, carol, expect)
+    each_sees_their_share_of_a_profile(alice, bob, expect)
+
     alice.screenshot(path=ARTIFACTS / "browser-alice.png")
     bob.screenshot(path=ARTIFACTS / "browser-bob.png")
 
@@ -188,6 +191,78 @@ def run_scenario(browser, server: DemoServer, expect) -> None:
     assert bob.evaluate("() => window.notReloaded") is True
     own_echo_skipped(alice, bob, note_id)  # with the new socket's id
     bob.screenshot(path=ARTIFACTS / "browser-bob-after-restart.png")
+
+
+def sharing_moves_the_note_in_and_out(alice, bob, carol, expect) -> None:
+    """A note appears on Bob's page as Alice shares it and leaves it when she stops; Carol sees nothing of it."""
+    # Everything Carol's notes collection is told from now on (each snapshot's ids, each event's id).
+    carol.evaluate(
+        """() => { window.carolSaw = [];
+                   window.notesDemo.noteRows.onChange(e => window.carolSaw.push(
+                       ...(e.type === "snapshot" ? [...e.rows.keys()] : [e.id]))); }"""
+    )
+    alice.fill("#new-note input[name=title]", "For Bob's eyes")
+    alice.click("#new-note button[type=submit]")
+    expect(alice.locator("#mine article.note")).to_have_count(3)
+    note_id = alice.evaluate(
+        """title => [...document.querySelectorAll("#mine article.note")]
+                      .find(card => card.querySelector(".title").value === title)?.dataset.id""",
+        "For Bob's eyes",
+    )
+    assert note_id, "alice's new note is not on her page"
+    card = alice.locator(f'article[data-id="{note_id}"]')
+    on_bob = bob.locator(f'#shared article[data-id="{note_id}"]')
+    bob.wait_for_timeout(300)
+    expect(bob.locator(f'article[data-id="{note_id}"]')).to_have_count(0)  # not shared yet
+
+    card.locator(".share input[name=username]").fill("bob")
+    card.locator(".share button[type=submit]").click()
+    expect(on_bob).to_have_count(1)  # created in Bob's collection: no reload, no refetch
+    expect(on_bob.locator(".title")).to_have_value("For Bob's eyes")
+    expect(on_bob.locator(".owner")).to_have_text("from alice")
+    assert bob.evaluate("() => window.notReloaded") is True
+
+    card.locator(".title").fill("For Bob, edited")
+    card.locator(".title").press("Enter")
+    expect(on_bob.locator(".title")).to_have_value("For Bob, edited")  # and its updates
+    bob.screenshot(path=ARTIFACTS / "browser-bob-shared.png")
+
+    card.locator('.unshare[title="Stop sharing with bob"]').click()
+    expect(bob.locator(f'article[data-id="{note_id}"]')).to_have_count(0)  # deleted from Bob's view
+    expect(card.locator(".shares")).to_have_text("Private")
+    assert bob.evaluate("id => window.notesDemo.noteRows.rows.has(id)", note_id) is False
+    assert bob.evaluate("() => window.notReloaded") is True
+
+    # Bob has seen every event of the note; one that went to Carol too would have arrived by now.
+    carol.wait_for_timeout(500)
+    expect(carol.locator(f'article[data-id="{note_id}"]')).to_have_count(0)
+    assert note_id not in carol.evaluate("() => window.carolSaw")
+    assert carol.evaluate("id => window.notesDemo.noteRows.rows.has(id)", note_id) is False
+
+
+def each_sees_their_share_of_a_profile(alice, bob, expect) -> None:
+    """Per-audience payloads: Alice's own row has every field, Bob's copy of it her display name only."""
+    alice_profile = alice.evaluate("() => JSON.parse(document.getElementById('notes-config').textContent).profile")
+    assert alice.evaluate("id => Object.keys(window.notesDemo.people.rows.get(id)).sort()", alice_profile) == [
+        "display_name", "email", "id", "phone",
+    ]  # fmt: skip
+    expect(alice.locator("#my-profile input[name=email]")).to_have_value("alice@example.com")
+    on_bob = bob.locator(f'#people li[data-id="{alice_profile}"]')
+    expect(on_bob).to_have_text("Alice Martin")
+    assert bob.evaluate("id => window.notesDemo.people.rows.get(id)", alice_profile) == {
+        "id": alice_profile, "display_name": "Alice Martin",
+    }  # fmt: skip
+    expect(bob.locator("#my-profile input[name=email]")).to_have_value("bob@example.com")  # his own, in full
+    assert "alice@example.com" not in bob.content()
+
+    # Alice renames herself: Bob's list follows, still with the name only.
+    alice.fill("#my-profile input[name=display_name]", "Alice M.")
+    alice.click("#my-profile button[type=submit]")
+    expect(alice.locator("#my-profile .state")).to_have_text("Saved")
+    expect(on_bob).to_have_text("Alice M.")
+    assert bob.evaluate("id => Object.keys(window.notesDemo.people.rows.get(id)).sort()", alice_profile) == [
+        "display_name", "id",
+    ]  # fmt: skip
 
 
 def own_echo_skipped(writer, reader, note_id: str) -> None:

@@ -56,13 +56,13 @@ def test_demo_set_up_is_idempotent(tmp_path):
         with closing(sqlite3.connect(db)) as conn:
             return tuple(
                 conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                for table in ("auth_user", "notes_note", "notes_note_shared_with")
+                for table in ("auth_user", "notes_note", "notes_note_shared_with", "notes_profile")
             )
 
     first = manage("demo", "--no-serve", db_path=db)
     for username in ("alice", "bob", "carol"):
         assert username in first.stdout
-    assert counts() == (4, 4, 1)  # alice, bob, carol, admin; one note shared (with bob)
+    assert counts() == (4, 4, 1, 4)  # alice, bob, carol, admin; one note shared (with bob); a profile each
 
     manage("demo", "--no-serve", db_path=db)
-    assert counts() == (4, 4, 1)
+    assert counts() == (4, 4, 1, 4)

@@ -1,7 +1,7 @@
-"""``manage.py demo``: migrate, create the demo users and notes, then serve the site on loopback.
+"""``manage.py demo``: migrate, create the demo users, profiles and notes, then serve the site on loopback.
 
-Idempotent: users are created once (their passwords are left alone afterwards) and a user's
-notes only when they have none, so running it again never duplicates or undoes anything.
+Idempotent: users and profiles are created once (left alone afterwards) and a user's notes only
+when they have none, so running it again never duplicates or undoes anything.
 """
 
 import os
@@ -13,9 +13,16 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV
 
-from notes.models import Note
+from notes.models import Note, Profile
 
 PASSWORD = "demo1234"
+# username -> (display name, email, phone): other users see the display name only.
+PROFILES = {
+    "alice": ("Alice Martin", "alice@example.com", "+1 555 0100"),
+    "bob": ("Bob Okafor", "bob@example.com", "+1 555 0101"),
+    "carol": ("Carol Ito", "carol@example.com", "+1 555 0102"),
+    "admin": ("Site admin", "admin@example.com", ""),
+}
 # (username, notes as (title, body, shared with))
 DEMO = [
     (
@@ -56,6 +63,10 @@ class Command(BaseCommand):
             users[username] = self.user(User, username)
         if not User.objects.filter(username="admin").exists():
             User.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+        users["admin"] = User.objects.get(username="admin")
+        for username, (display_name, email, phone) in PROFILES.items():
+            defaults = {"display_name": display_name, "email": email, "phone": phone}
+            Profile.objects.get_or_create(user=users[username], defaults=defaults)
         for username, notes in DEMO:
             owner = users[username]
             if Note.objects.filter(owner=owner).exists():
@@ -79,6 +90,7 @@ class Command(BaseCommand):
         write("  bob     owns 'Reading list'; sees alice's 'Shared plan'")
         write("  carol   owns 'Private ideas'; sees neither alice's nor bob's notes")
         write("  admin   superuser, for /admin/")
+        write("Everyone sees the others' display names under People; only you see your own email and phone.")
         if settings.CHANNEL_LAYERS["default"]["BACKEND"].endswith("InMemoryChannelLayer"):
             write(
                 "Channel layer: in-memory. Saves made by this server (pages, API, admin) show live;"

@@ -1,6 +1,10 @@
-// The notes page: renders the notes, saves edits through the REST API, and keeps every card live
-// with the notify_kit client. Each card subscribes to its note; the user's inbox tells the page
-// when the list itself changed (a note shared with me, created in another tab, ...).
+// The notes page: renders the notes, saves edits through the REST API, and keeps everything live
+// with the notify_kit client. Two collection subscriptions carry the whole page:
+// - notes.note: every note this user may see (theirs and those shared with them), as a snapshot
+//   and then created/updated/deleted *relative to this user*: a note shared with me arrives as
+//   created, and leaves as deleted when the share is removed (or the note is deleted).
+// - notes.profile: the people; my own row carries every field, the others' their display name.
+// Both resubscribe with a fresh snapshot after a reconnect, so nothing is refetched by hand.
 import { connect } from "notify-kit";
 
 const config = JSON.parse(document.getElementById("notes-config").textContent);
@@ -8,47 +12,80 @@ const template = document.getElementById("note-template");
 const sections = { mine: document.getElementById("mine"), shared: document.getElementById("shared") };
 const statusEl = document.getElementById("status");
 const notices = document.getElementById("notices");
+const peopleEl = document.getElementById("people");
+const profileForm = document.getElementById("my-profile");
 
 const STATUS_TEXT = { connecting: "Connecting…", connected: "Live", reconnecting: "Reconnecting…", closed: "Offline" };
 const FIELDS = ["title", "body"];
-const notes = new Map(); // HashID -> {data, el, unsubscribe}
+const PROFILE_FIELDS = ["display_name", "email", "phone"];
+const notes = new Map(); // HashID -> {data, el}
 
 // --- the live connection ---------------------------------------------------------------------
 
-let missedUpdates = false;
+let ready = 0; // the page is ready once both first snapshots are shown
+let notesShown = false;
+let peopleShown = false;
+function snapshotShown() {
+  if (++ready === 2) document.body.dataset.ready = "true";
+}
+
 const client = connect(config.websocket, {
   onStatus(status) {
     statusEl.dataset.status = status;
     statusEl.textContent = STATUS_TEXT[status] ?? status;
-    if (status === "reconnecting") missedUpdates = true;
-    // The client subscribes everything again by itself; what changed while we were away is
-    // fetched once, here.
-    if (status === "connected" && missedUpdates) {
-      missedUpdates = false;
-      refresh();
-    }
   },
   onError(error) {
     console.warn("notify-kit:", error);
   },
 });
-window.notesDemo = { client, notes }; // handy in the devtools console (and used by the e2e test)
 
-client.subscribe("notes.inbox", config.inbox, () => refresh());
+// Our own API calls send client.headers(): their changes skip this socket, and the page shows
+// what the API answered instead. Everyone else's changes arrive here.
+const noteRows = client.collection("notes.note", { onChange: onNoteEvent });
+const people = client.collection("notes.profile", { onChange: renderPeople });
+window.notesDemo = { client, notes, noteRows, people }; // handy in the devtools console (and used by the e2e test)
 
-function onEvent(id, event) {
-  const entry = notes.get(id);
-  if (!entry) return;
-  if (event.type === "updated") {
-    // Someone else's change: the API calls send client.headers(), so our own saves skip this socket.
+function onNoteEvent(event) {
+  if (event.type === "snapshot") {
+    // The rows this user sees now (first load, or after a reconnect): replace the cards.
+    for (const id of [...notes.keys()]) if (!event.rows.has(id)) remove(id);
+    for (const data of event.rows.values()) show(data);
+    if (!notesShown) {
+      notesShown = true;
+      snapshotShown();
+    }
+  } else if (event.type === "created" || event.type === "updated") {
+    // created: a note just shared with me, or one of mine made in another tab (or the admin).
     show(event.data);
-    flash(entry.el);
+    flash(notes.get(event.id).el);
   } else if (event.type === "deleted") {
-    remove(id);
-    notice(`“${entry.data.title}” was deleted.`);
-  } else if (event.type === "revoked") {
-    remove(id);
-    notice(`“${entry.data.title}” is no longer shared with you.`);
+    // Deleted, or no longer shared with me: the protocol makes both look the same on purpose.
+    const entry = notes.get(event.id);
+    if (!entry) return;
+    remove(event.id);
+    notice(`“${entry.data.title}” is no longer available to you.`);
+  }
+}
+
+function renderPeople(event) {
+  const mine = people.rows.get(config.profile);
+  if (mine && (event.type === "snapshot" || event.id === config.profile)) fillProfile(mine);
+  const others = [...people.rows.values()].filter((row) => row.id !== config.profile);
+  others.sort((a, b) => a.display_name.localeCompare(b.display_name));
+  peopleEl.replaceChildren(
+    ...others.map((row) => {
+      const li = text("li", row.display_name);
+      li.dataset.id = row.id;
+      return li;
+    }),
+  );
+  if (event.type === "updated" && event.id !== config.profile) {
+    const li = peopleEl.querySelector(`li[data-id="${CSS.escape(event.id)}"]`);
+    if (li) flash(li);
+  }
+  if (!peopleShown && event.type === "snapshot") {
+    peopleShown = true;
+    snapshotShown();
   }
 }
 
@@ -79,46 +116,15 @@ function describe(data) {
 
 const noteUrl = (id, suffix = "") => `${config.api}${encodeURIComponent(id)}/${suffix}`;
 
-// Reload the whole list; calls made while one runs are folded into one more run after it.
-let refreshing = null;
-let refreshAgain = false;
-function refresh() {
-  if (refreshing) {
-    refreshAgain = true;
-    return refreshing;
-  }
-  refreshing = (async () => {
-    do {
-      refreshAgain = false;
-      try {
-        const list = await api(config.api);
-        const ids = new Set(list.map((data) => data.id));
-        for (const id of [...notes.keys()]) if (!ids.has(id)) remove(id);
-        for (const data of list) show(data);
-      } catch (error) {
-        notice(`Could not load the notes: ${error.message}`, "error");
-      }
-    } while (refreshAgain);
-  })().finally(() => {
-    refreshing = null;
-  });
-  return refreshing;
-}
-
 // --- rendering -------------------------------------------------------------------------------
 
 /** Add or update the card of a note, then put it in its section. */
 function show(data) {
   let entry = notes.get(data.id);
   if (!entry) {
-    entry = { data, el: template.content.firstElementChild.cloneNode(true), unsubscribe: null };
+    entry = { data, el: template.content.firstElementChild.cloneNode(true) };
     notes.set(data.id, entry);
     wire(entry);
-    entry.unsubscribe = client.subscribe("notes.note", data.id, (event) => onEvent(data.id, event));
-    entry.unsubscribe.ack.catch((error) => {
-      // Gone or no longer ours between the list and the subscription.
-      if (error.code === "not_found") remove(data.id);
-    });
   }
   fill(entry, data);
   layout();
@@ -174,7 +180,6 @@ function remove(id) {
   if (!entry) return;
   notes.delete(id);
   entry.el.remove();
-  entry.unsubscribe?.();
 }
 
 function flash(el) {
@@ -288,5 +293,29 @@ document.getElementById("new-note").addEventListener("submit", async (event) => 
   }
 });
 
-for (const data of JSON.parse(document.getElementById("notes-initial").textContent)) show(data);
-document.body.dataset.ready = "true";
+// --- my profile ------------------------------------------------------------------------------
+
+/** Show my profile in its form, leaving alone a field I am typing in. */
+function fillProfile(data) {
+  for (const field of PROFILE_FIELDS) {
+    const input = profileForm.elements[field];
+    if (document.activeElement !== input) input.value = data[field] ?? "";
+  }
+}
+
+profileForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const state = profileForm.querySelector(".state");
+  const body = Object.fromEntries(PROFILE_FIELDS.map((field) => [field, profileForm.elements[field].value]));
+  state.textContent = "Saving…";
+  try {
+    // Not echoed to this socket: the answer is what the other users' pages are told (their share of it).
+    fillProfile(await api(config.profileApi, "PATCH", body));
+    state.textContent = "Saved";
+    clearTimeout(profileForm.stateTimer);
+    profileForm.stateTimer = setTimeout(() => (state.textContent = ""), 1500);
+  } catch (error) {
+    state.textContent = "";
+    notice(`Could not save your profile: ${error.message}`, "error");
+  }
+});
