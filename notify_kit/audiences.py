@@ -74,25 +74,31 @@ def serializer_class(model: type[models.Model], serializer: Any) -> type:
 
 def payloads(
     instance: models.Model, keyed: list[tuple[str, Any]], known: Mapping[type, Any] | None = None
-) -> tuple[list[list[Any]], list[str]]:
-    """Each distinct serializer run once: ([[digest, payload index], ...], [payload JSON, ...]).
+) -> tuple[list[list[Any]], list[str], list[frozenset[str] | None]]:
+    """Each distinct serializer run once: ([[digest, payload index], ...], [payload JSON, ...], fields).
 
-    ``known`` maps serializer classes already run for this event to their data.
+    ``known`` maps serializer classes already run for this event to their data. ``fields`` holds,
+    per payload, the field names an audience with its own serializer may hear about in
+    ``changed`` (None: the live serializer's audiences hear every tracked field, as object
+    subscribers do): a change of a field only another audience sees must not be announced.
     """
     from .serializers import serialize  # DRF is imported when the first event is built, not with models
 
     model = type(instance)
     texts: list[str] = []
+    visible: list[frozenset[str] | None] = []
     index_of: dict[type, int] = {}
     ordered: list[list[Any]] = []
+    live = model.get_live_serializer_class()  # type: ignore[attr-defined]
     for key, serializer in keyed:
         cls = serializer_class(model, serializer)
         if cls not in index_of:
             index_of[cls] = len(texts)
             data = known[cls] if known and cls in known else serialize(cls, instance)
             texts.append(encode(data))
+            visible.append(None if cls is live else frozenset(data))
         ordered.append([digest(key), index_of[cls]])
-    return ordered, texts
+    return ordered, texts, visible
 
 
 def encode(data: Any) -> str:

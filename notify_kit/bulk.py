@@ -91,7 +91,9 @@ def written_fields(model: type[models.Model], names: Iterable[str]) -> tuple[lis
     access = model.live_access_attnames()  # type: ignore[attr-defined]
     if access is None:  # every concrete field may decide access
         access = frozenset(f.attname for f in opts.concrete_fields)
-    return changed, bool(written & access)
+    # A filter field decides which collection views see the row, as save() treats it (trackers).
+    filtered = {opts.get_field(name).attname for name in getattr(model, "live_filter_fields", ()) or ()}  # type: ignore[union-attr]
+    return changed, bool(written & (access | filtered))
 
 
 def views_before(model: type[models.Model], queryset: models.QuerySet[Any]) -> dict[Any, audiences.View] | None:

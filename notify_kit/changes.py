@@ -137,10 +137,9 @@ class _Pending:
         if not self.created and not self.changed and before == after:
             return None  # nothing that any view could see changed
         known = {type(row).get_live_serializer_class(): data} if data is not None else {}
-        ordered, payloads = audiences.payloads(row, keyed, known)
-        return Views(
-            None if before is None else before[0], ordered, payloads, None if before is None else before[1], after[1]
-        )
+        ordered, payloads, visible = audiences.payloads(row, keyed, known)
+        old_keys, old_filter = (None, None) if before is None else before
+        return Views(old_keys, ordered, payloads, old_filter, after[1], visible)
 
 
 def _owner(callback: Any) -> Any:

@@ -259,9 +259,24 @@ def _policy_reads(model: type[models.Model]) -> list[str]:
 
 @checks.register()
 def check_access_policies(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """W003 a can_subscribe that needs a query: re-checked with one query per subscriber per access-changing event."""
+    """W003 a can_subscribe that needs a query; W005 a can_subscribe that collections do not follow."""
+    from .models import LiveModelMixin
+
     warnings: list[checks.CheckMessage] = []
     for model in _live_models(app_configs):
+        own_policy = model.can_subscribe is not LiveModelMixin.can_subscribe  # type: ignore[attr-defined]
+        if own_policy and not model.declares_audiences():  # type: ignore[attr-defined]
+            warnings.append(
+                checks.Warning(
+                    f"{model._meta.label} has its own can_subscribe but declares no live_audiences: collection "
+                    f"subscriptions (every row a user may see) follow the {model._meta.app_label}.view_"
+                    f"{model._meta.model_name} permission instead, and show every row to who holds it.",
+                    hint="Declare live_audiences() and live_audiences_of() saying who sees which rows (then the "
+                    "default can_subscribe follows them too); or silence notify_kit.W005 if the permission is meant.",
+                    obj=model,
+                    id="notify_kit.W005",
+                )
+            )
         reads = _policy_reads(model)
         if reads:
             warnings.append(

@@ -49,11 +49,12 @@ class Views:
 
     ``old`` is the set of key digests before, or None for a row that did not exist; ``new`` the
     ordered ``[digest, payload index]`` pairs after, or None for a row that is gone. ``payloads``
-    are JSON texts, one per distinct serializer. ``filter_old``/``filter_new`` are the values of
-    the model's ``live_filter_fields`` before and after.
+    are JSON texts, one per distinct serializer, and ``visible`` per payload the fields its
+    audience may see named in ``changed`` (None: every tracked field). ``filter_old`` and
+    ``filter_new`` are the values of the model's ``live_filter_fields`` before and after.
     """
 
-    __slots__ = ("filter_new", "filter_old", "new", "old", "payloads")
+    __slots__ = ("filter_new", "filter_old", "new", "old", "payloads", "visible")
 
     def __init__(
         self,
@@ -62,13 +63,15 @@ class Views:
         payloads: list[str],
         filter_old: dict[str, Any] | None,
         filter_new: dict[str, Any] | None,
+        visible: list[frozenset[str] | None] | None = None,
     ) -> None:
         self.old, self.new, self.payloads = old, new, payloads
         self.filter_old, self.filter_new = filter_old, filter_new
+        self.visible = visible or [None] * len(payloads)
 
     def after(self, newer: Views) -> Views:
         """These views followed by a newer write: this one's before, the newer one's after."""
-        return Views(self.old, newer.new, newer.payloads, self.filter_old, newer.filter_new)
+        return Views(self.old, newer.new, newer.payloads, self.filter_old, newer.filter_new, newer.visible)
 
     def digests(self) -> set[str]:
         """Every audience digest before or after: the groups the event goes to."""
@@ -76,12 +79,13 @@ class Views:
         found.update(pair[0] for pair in self.new or ())
         return found
 
-    def to_message(self) -> dict[str, Any]:
-        """The views as plain data for the channel layer."""
+    def to_message(self, changed: set[str]) -> dict[str, Any]:
+        """The views as plain data for the channel layer, with ``changed`` as each audience may hear it."""
         return {
             "old": None if self.old is None else sorted(self.old),
             "new": self.new,
             "payloads": self.payloads,
+            "changed": [sorted(changed if fields is None else changed & fields) for fields in self.visible],
             "fo": self.filter_old,
             "fn": self.filter_new,
         }
@@ -157,7 +161,7 @@ class Event:
             if self.origin is not None:
                 message["origin"] = self.origin
             if self.views is not None:
-                message["views"] = self.views.to_message()
+                message["views"] = self.views.to_message(self.changed)
                 message["changed"] = sorted(self.changed)
                 if self.coalesced:
                     message["coalesced"] = self.coalesced

@@ -139,12 +139,15 @@ class StrictBooleanField(serializers.BooleanField):
 class FilterField(serializers.DictField):
     """A collection's filter: field names to JSON scalars (checked against the model later)."""
 
-    default_error_messages = {"scalar": "Filter values must be strings, numbers, booleans or null."}
+    default_error_messages = {
+        "scalar": "Filter values must be strings, numbers, booleans or null.",
+        "too_many": "At most 10 fields in a filter.",
+    }
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         value = super().to_internal_value(data)
         if len(value) > 10:
-            self.fail("invalid")
+            self.fail("too_many")
         for name, item in value.items():
             if len(name) > 100 or not (item is None or isinstance(item, (str, int, float, bool))):
                 self.fail("scalar")

@@ -32,6 +32,13 @@ def _payload(row: models.Model, keys: frozenset[str]) -> Any:
     return None
 
 
+def only(data: Any, fields: list[str] | None) -> Any:
+    """``data`` narrowed to ``fields`` (and always its id), as the subscription's frames are."""
+    if fields is None or not isinstance(data, dict):
+        return data
+    return {name: value for name, value in data.items() if name in fields or name == "id"}
+
+
 def instance(row: models.Model, keys: frozenset[str]) -> Any:
     """One object's snapshot: its audience's payload, or the live serializer's data."""
     data = _payload(row, keys) if keys else None

@@ -97,7 +97,7 @@ class SubscribingMixin:
                 await self._close_unavailable()  # now: see _close_unavailable
                 raise LayerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         try:
-            found = await self._check_and_read(model, pk, user, keys, lookups, bool(request.get("snapshot")))
+            found = await self._check_and_read(model, pk, user, keys, lookups, bool(request.get("snapshot")), fields)
         except BaseException:
             await self._discard(joined)
             raise
@@ -125,18 +125,26 @@ class SubscribingMixin:
 
     @database_sync_to_async
     def _check_and_read(
-        self, model: Any, pk: int | None, user: Any, keys: frozenset[str], lookups: dict[str, Any], snapshot: bool
+        self,
+        model: Any,
+        pk: int | None,
+        user: Any,
+        keys: frozenset[str],
+        lookups: dict[str, Any],
+        snapshot: bool,
+        fields: list[str] | None,
     ) -> dict[str, Any] | None:
         """On the database thread: may the user subscribe, and the snapshot if asked. None: not allowed."""
         if pk is None:  # a collection: the user's keys decide, row by row
             if not snapshot:
                 return {}
             rows, truncated = snapshots.collection(model, user, keys, lookups, int(settings.SNAPSHOT_LIMIT))
+            rows = [snapshots.only(row, fields) for row in rows]
             return {"data": rows, "truncated": True} if truncated else {"data": rows}
         obj = self.get_object(model, pk)
         if obj is None or not self.can_subscribe(obj, user):
             return None
-        return {"data": snapshots.instance(obj, keys)} if snapshot else {}
+        return {"data": snapshots.only(snapshots.instance(obj, keys), fields)} if snapshot else {}
 
     async def unsubscribe(self, label: str, hashid: str) -> None:
         """Leave the group of (label, hashid); a no-op when not subscribed."""

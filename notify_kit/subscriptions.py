@@ -207,10 +207,11 @@ def collection_frame(sub: Subscription, message: dict[str, Any], echo: bool = Fa
         return None  # nothing any view could see changed
     was = views["old"] is not None and not sub.keys.isdisjoint(views["old"]) and _matches(sub.filter, views["fo"])
     index = _held(sub.keys, views["new"]) if _matches(sub.filter, views["fn"]) else None
-    changed = message.get("changed") or []
+    # What this audience may hear changed: a field only another audience's payload holds is not named.
+    changed = views["changed"][index] if index is not None else []
     if was and index is not None:
         if not changed:
-            return None  # who may see it changed, not what they see
+            return None  # who may see it changed, or what only others see: nothing for this view
         kind = "updated"
     elif index is not None:
         kind = "created"
@@ -257,8 +258,11 @@ def instance_frame(sub: Subscription, message: dict[str, Any], echo: bool = Fals
         data = json.dumps(full["data"], ensure_ascii=False, separators=(",", ":"))
         changed = full["changed"]
     else:
-        # This user's audience's payload (views are present whenever a tracked field changed).
-        data, changed = views["payloads"][index], message["changed"]  # type: ignore[index]
+        # This user's audience's payload (views are present whenever a tracked field changed),
+        # and what of it changed; nothing it shows changed: no frame.
+        data, changed = views["payloads"][index], views["changed"][index]  # type: ignore[index]
+        if not changed:
+            return None
     return frame(
         kind,
         sub.label,

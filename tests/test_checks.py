@@ -445,3 +445,13 @@ def test_w004_not_reported_when_live_queryset_is_mixed_in(isolated):
             app_label = "testapp"
 
     assert check_live_managers(app_configs=isolated.get_app_configs()) == []
+
+
+# W005: a policy of its own that collections do not follow
+
+
+def test_w005_an_own_can_subscribe_without_audiences():
+    found = {m.obj: m for m in check_access_policies() if m.id == "notify_kit.W005"}
+    assert Memo in found and "testapp.view_memo" in found[Memo].msg
+    assert "live_audiences" in found[Memo].hint
+    assert Document not in found  # the default policy: the permission is the rule either way

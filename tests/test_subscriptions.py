@@ -286,3 +286,39 @@ async def test_a_model_without_audiences_is_seen_with_its_view_permission(layer,
         assert (await admin_client.receive())["id"] == doc.hashid
         await settle()
         assert await alice_client.nothing()
+
+
+async def test_a_change_only_another_audience_sees_is_not_announced(layer, ws, alice, bob):
+    profile = await database_sync_to_async(Profile.objects.create)(user=alice, display_name="Alice", email="a@x")
+    async with ws(bob) as bob_client, ws(alice) as alice_client:
+        await bob_client.request({"model": "testapp.profile", "request_id": 1})
+        await alice_client.request({"model": "testapp.profile", "request_id": 1})
+        profile.email = "new-secret@x"
+        await save(profile)
+        event = await alice_client.receive()
+        assert (event["changed"], event["data"]["email"]) == (["email"], "new-secret@x")
+        await settle()
+        assert await bob_client.nothing()  # neither the email nor that it changed
+
+
+async def test_fields_narrow_the_snapshot_too(layer, ws, alice):
+    note = await make(alice, title="kept")
+    async with ws(alice) as client:
+        answer = await client.request(collection(fields=["title"], snapshot=True))
+        assert answer["data"] == [{"id": note.hashid, "title": "kept"}]
+        answer = await client.subscribe(note, fields=["archived"], snapshot=True)
+        assert answer["data"] == {"id": note.hashid, "archived": False}
+
+
+async def test_a_filter_of_too_many_fields_is_invalid(layer, ws, alice):
+    async with ws(alice) as client:
+        answer = await client.request(collection(filter={f"f{i}": i for i in range(11)}))
+        assert (answer["type"], answer["code"]) == ("error", "invalid")
+
+
+async def test_update_of_a_filter_field_moves_rows_out_of_the_view(layer, ws, alice):
+    note = await make(alice)
+    async with ws(alice) as client:
+        await client.request(collection(filter={"archived": False}))
+        await database_sync_to_async(SharedNote.objects.filter(pk=note.pk).update)(archived=True)
+        assert (await client.receive())["type"] == "deleted"
