@@ -232,9 +232,11 @@ def render(results: dict, json_path: Path) -> str:
         _analysis(results, json_path),
     ]
     # The bulk-write section is measured apart (benchmarks/bulk.py) and kept across full runs.
-    bulk = BENCH / "bulk.md"
-    if bulk.exists():
-        parts += ["", bulk.read_text()]
+    # So is the collections section (run.py --scenarios collections writes collections.md); last.
+    for kept in (BENCH / "bulk.md", BENCH / "collections.md"):
+        if kept.exists():
+            parts[-1] = parts[-1].rstrip("\n")  # one blank line before each kept section
+            parts += ["", kept.read_text()]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -244,6 +246,100 @@ def _analysis(results: dict, json_path: Path) -> str:
         return "_No analysis has been written for this run yet._\n"
     text = path.read_text()
     first, _, body = text.partition("\n")
+    written_for = first.strip().removeprefix("<!-- run:").removesuffix("-->").strip()
+    if written_for != results["run_id"]:
+        return (
+            f"_The analysis below was written for run `{written_for}`; the numbers above come from run "
+            f"`{results['run_id']}`. Read it for the causes, and check each figure against the tables._\n\n" + body
+        )
+    return body
+
+
+COLLECTIONS_METHOD = """\
+{users} users, each on its own WebSocket (logged in by a session cookie through the same
+`AuthMiddlewareStack`), follow "the rows I may see" of a model with {rows} rows, {per_user} per user
+(row *i* belongs to user *i* mod {users}). Each system has its own model with the same fields
+(`owner`, `title`, `value`) and is wired as its project documents it:
+
+- notify_kit: `NotifyOwnedItem` declares `live_audiences()` -> `["user:<owner_id>"]`,
+  `live_audiences_of(user)` -> `["user:<pk>"]` and a `live_snapshot_queryset(user)` narrowed to the
+  user's rows; the client sends `{{"type": "subscribe", "model": "benchapp.notifyowneditem",
+  "snapshot": true, "request_id": 1}}` and starts from the snapshot in the answer.
+- DCRF 1.3.0: a `GenericAsyncAPIConsumer` with `@model_observer(DCRFOwnedItem,
+  serializer_class=...)`, `groups_for_signal` -> `owner__<owner_id>`, `groups_for_consumer(user)` ->
+  `owner__<user.pk>`; the client sends `{{"action": "subscribe_owned", "request_id": 1}}`. DCRF keeps
+  each instance's groups from when it was loaded, so a moved row is a `delete` for the old owner's
+  group and a `create` for the new one.
+- django-rest-live 0.7.0: a `ModelViewSet` with `RealtimeMixin` whose `get_queryset()` is
+  `filter(owner=self.request.user)` (`SessionAuthentication`, which reads the user Channels put on
+  the scope); the client sends `{{"type": "subscribe", "id": 1, "model": "benchapp.RestLiveOwnedItem",
+  "action": "list"}}`. For every saved row it runs that queryset once per subscribed socket, on the
+  server, to decide created/updated/deleted.
+
+The peers send no initial list (a client fetches it over REST), so their clients start from the
+set-up's truth. The writer (another process) then makes {writes} measured writes after
+{warmup} warm-up writes, one at a time: a random row gets a new `value` and, every
+{move_every}th write, a new owner chosen at random (a *move*: `deleted` for the old owner, `created`
+for the new one). Before the next write the harness waits until the frames that write owes have
+arrived (30 s at most) and the server process has been idle for 100 ms, so each write is measured
+alone. Latency is `time.time()` at the client minus `time.time()` right after `save()` returned, for
+every frame a measured write owes (p50/p99 over those frames; *undelivered* counts owed frames that
+never came). *Server SQL* is every statement the uvicorn process ran during the measured writes (an
+execute wrapper on each of its database connections, `benchapp/sqlcount.py`), divided by the frames
+delivered for them. A *leak* is a frame showing a client a row state written while the row
+belonged to another user, or a `deleted` for a row the client never held; *missed* counts (client,
+row) pairs where the client's final view (first view plus every frame, in order of arrival)
+differs from the database after the last write (a row missing, extra, or with another value),
+out of all rows in all views.
+"""
+
+
+def collections_section(results: dict, json_path: Path) -> str:
+    size = results["size"]
+    m = results["machine"]
+    p = m.get("packages", {})
+    users, rows = size["collections_users"], size["collections_rows"]
+    method = COLLECTIONS_METHOD.format(
+        users=users,
+        rows=rows,
+        per_user=rows // max(1, users),
+        writes=size["collections_writes"],
+        warmup=size["collections_warmup"],
+        move_every=size["collections_move_every"],
+    )
+    machine = (
+        f"{m.get('nproc')} cores ({m.get('cpu', 'unknown CPU')}), {m.get('ram_gib')} GiB, Linux {m.get('kernel', '')}, "
+        f"Python {m.get('python', '')}, a machine shared with other work; {m.get('database', '')}; Redis "
+        f"{m.get('redis_server')}; Django {p.get('Django')}, Channels {p.get('channels')}, channels-redis "
+        f"{p.get('channels-redis')}, uvicorn {p.get('uvicorn')} (1 worker); notify_kit commit "
+        f"{m.get('notify_kit_commit', '?')}" + (" plus uncommitted changes" if m.get("notify_kit_dirty") else "")
+    )
+    parts = [
+        report.COLLECTIONS_START,
+        "## Collections",
+        "",
+        f"Issue 10's scenario, measured on {results['date'][:10]} by `python benchmarks/run.py --scenarios "
+        f"collections` (run `{results['run_id']}`; raw numbers in `{json_path}`) on {machine}.",
+        "",
+        report.collections_goals_table(results),
+        "",
+        report.collections_table(results),
+        "",
+        "### Method",
+        "",
+        method,
+        "### Analysis",
+        "",
+        _collections_analysis(results),
+    ]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _collections_analysis(results: dict) -> str:
+    path = BENCH / "collections-analysis.md"
+    if not path.exists():
+        return "_No analysis has been written for this run yet._\n"
+    first, _, body = path.read_text().partition("\n")
     written_for = first.strip().removeprefix("<!-- run:").removesuffix("-->").strip()
     if written_for != results["run_id"]:
         return (

@@ -7,7 +7,8 @@ that contender documents, waits until every subscription is confirmed, then star
 ``time.time()`` at arrival. Everything is bounded: connects, subscriptions, each round and the
 whole run have deadlines, and the writer is stopped by its own PID.
 
-Modes: ``writer_cost``, ``latency``, ``fanout``, ``memory`` (see run.py for what each measures).
+Modes: ``writer_cost``, ``latency``, ``fanout``, ``memory`` (see run.py for what each measures), and
+``collections``, which lives in loadgen_collections.py.
 """
 
 from __future__ import annotations
@@ -407,6 +408,10 @@ async def wait_quiet(run: Run, done: asyncio.Event | None, quiet: float, deadlin
 
 
 async def main(cfg: dict[str, Any]) -> dict[str, Any]:
+    if cfg["mode"] == "collections":  # one user per socket, collections: its own module
+        import loadgen_collections
+
+        return await loadgen_collections.main(cfg)
     run = Run(cfg)
     mode = cfg["mode"]
     pks = [o["pk"] for o in cfg["objects"]]

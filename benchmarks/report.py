@@ -1,7 +1,9 @@
 """Tables, goal checks, the latency plot and docs/performance.md, all from one results JSON.
 
-``python benchmarks/report.py benchmarks/results/<date>.json`` re-renders the docs from a kept
-run without measuring again (inside benchmarks/.venv, which has matplotlib).
+``python benchmarks/report.py benchmarks/results/<date>.json --docs`` re-renders the docs from a kept
+run without measuring again (inside benchmarks/.venv, which has matplotlib);
+``report.py results/<date>-collections.json --collections-docs`` re-renders only the Collections
+section (benchmarks/collections.md, spliced into the page).
 """
 
 from __future__ import annotations
@@ -228,7 +230,132 @@ def console_table(results: dict) -> str:
         parts += ["", "Fan-out", fanout_table(results)]
     if results["memory"]:
         parts += ["", "Memory per idle subscribed connection", memory_table(results)]
+    if results.get("collections"):
+        parts += ["", "Collections (one user per socket)", collections_table(results)]
+        parts += ["", collections_goals_table(results)]
     return "\n".join(parts)
+
+
+# -- the collections scenario (issue 10) -----------------------------------------------------------
+
+COLLECTION_CONTENDERS = ["notify_kit", "dcrf", "rest_live"]
+COLLECTION_LABELS = {
+    "notify_kit": "notify_kit (collection, audiences)",
+    "dcrf": "DCRF (model_observer, group per owner)",
+    "rest_live": "django-rest-live (list, per-user get_queryset)",
+}
+
+
+def _coll(results: dict, name: str) -> dict | None:
+    return (results.get("collections") or {}).get(name)
+
+
+def collections_table(results: dict) -> str:
+    rows = []
+    for name in COLLECTION_CONTENDERS:
+        run = _coll(results, name)
+        if not run:
+            continue
+        f = run["frames"]
+        lat, call = run["latency"], run["latency_from_call"]
+        rows.append(
+            [
+                COLLECTION_LABELS[name],
+                f"{run['measured_writes']} ({run['moves']} moves)",
+                f"{f['created']} / {f['updated']} / {f['deleted']}",
+                fmt(run["server_sql_per_delivery"], ".2f"),
+                fmt(run["server_sql_per_write"], ".1f"),
+                ms(lat["p50"]),
+                ms(lat["p99"]),
+                ms(call["p50"]),
+                ms(call["p99"]),
+                fmt(run["server_cpu_ms_per_write"], ".1f"),
+                str(run["leaks"]),
+                f"{run['missed']} of {run['rows_in_views']}",
+                str(run["undelivered"]),
+            ]
+        )
+    return md_table(
+        [
+            "system",
+            "measured writes",
+            "frames created / updated / deleted",
+            "server SQL per delivery",
+            "server SQL per write",
+            "p50 ms",
+            "p99 ms",
+            "p50 ms from save() call",
+            "p99 ms from save() call",
+            "server CPU ms/write",
+            "leaks",
+            "missed (client, row)",
+            "undelivered",
+        ],
+        rows,
+    )
+
+
+def collections_goals(results: dict) -> list[tuple[str, str, str]]:
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+    nk = _coll(results, "notify_kit")
+    if not nk:
+        return []
+    out = [
+        (
+            "server SQL per delivery: 0",
+            fmt(nk["server_sql_per_delivery"], ".2f") + f" ({nk['server_sql']} statements)",
+            verdict(nk["server_sql"] == 0 if nk["server_sql"] is not None else None),
+        )
+    ]
+    peers = [(p, _coll(results, p)) for p in ("dcrf", "rest_live")]
+    # Measured from save() returning (the harness's reference point) and from the save() call: the
+    # peers send inside save(), so the first hides their send and the second counts it.
+    for key, where in (("latency", "save() returned"), ("latency_from_call", "save() called")):
+        peer_p99 = [(run[key]["p99"], p) for p, run in peers if run and run[key]["p99"] is not None]
+        if not peer_p99:
+            continue
+        best, who = min(peer_p99)
+        r = ratio(nk[key]["p99"], best)
+        out.append(
+            (
+                f"p99 {where} -> socket <= 0.5x the best peer's ({LABELS[who]}, {ms(best)} ms)",
+                f"{ms(nk[key]['p99'])} ms = {fmt(r, '.2f', 'x')}",
+                verdict(r is not None and r <= 0.5),
+            )
+        )
+    out.append(
+        (
+            "zero leaks, zero missed",
+            f"{nk['leaks']} leaks, {nk['missed']} missed, {nk['undelivered']} undelivered",
+            verdict(nk["leaks"] == 0 and nk["missed"] == 0 and nk["undelivered"] == 0),
+        )
+    )
+    return out
+
+
+def collections_goals_table(results: dict) -> str:
+    return md_table(
+        ["goal (issue 10)", "notify_kit measured", "verdict"], [list(g) for g in collections_goals(results)]
+    )
+
+
+COLLECTIONS_START = "<!-- collections:start -->"
+
+
+def collections_md(results: dict, json_path: Path) -> str:
+    """benchmarks/collections.md: the Collections section of docs/performance.md, from one run."""
+    from docs_text import collections_section
+
+    return collections_section(results, json_path)
+
+
+def splice_collections(page: str) -> str:
+    """The page with its Collections section (always the last one) replaced by benchmarks/collections.md."""
+    section = (BENCH / "collections.md").read_text()
+    head = page.split(COLLECTIONS_START, 1)[0].rstrip()
+    return head + "\n\n" + section.rstrip() + "\n"
 
 
 # -- goals ------------------------------------------------------------------------------------------
@@ -343,8 +470,14 @@ def performance_md(results: dict, json_path: Path) -> str:
 
 if __name__ == "__main__":
     data = json.loads(Path(sys.argv[1]).read_text())
+    data.setdefault("collections", {})
     print(console_table(data))
-    if len(sys.argv) > 2 and sys.argv[2] == "--docs":
+    if len(sys.argv) > 2 and sys.argv[2] == "--collections-docs":
+        # A kept collections run: rewrite benchmarks/collections.md and that section of the page.
+        (BENCH / "collections.md").write_text(collections_md(data, Path(sys.argv[1]).resolve().relative_to(REPO)))
+        page = REPO / "docs" / "performance.md"
+        page.write_text(splice_collections(page.read_text()))
+    elif len(sys.argv) > 2 and sys.argv[2] == "--docs":
         plot_latency(data, REPO / "docs" / "latency-vs-subscribers.png")
         (REPO / "docs" / "performance.md").write_text(
             performance_md(data, Path(sys.argv[1]).resolve().relative_to(REPO))

@@ -15,7 +15,11 @@ channels-redis layer and database. Scenarios (issue 4):
 1. writer cost: saves/s of one row with a tracked change and one subscriber, against plain saves;
 2. latency: save() returning -> frame at the client, p50/p99, with 1, 100 and 1000 subscribers;
 3. fan-out: 1000 clients x 10 objects, K updates: deliveries/s, lost pairs, lost final states;
-4. memory: server RSS per idle subscribed connection.
+4. memory: server RSS per idle subscribed connection;
+5. collections (issue 10): 1000 users on 1000 sockets, each following the 10 of 10,000 rows it may
+   see (notify_kit collections, DCRF model_observer with per-owner groups, django-rest-live list
+   subscriptions with a per-user get_queryset); a writer updates rows and moves some between
+   users. Server SQL per delivery, latency from save to socket, leaks and missed rows.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ REPO = _bootstrap.REPO
 RESULTS = BENCH / "results"
 DOCS = REPO / "docs"
 CONTENDERS = ["notify_kit", "dcrf", "rest_live", "bare"]
+COLLECTION_CONTENDERS = ["notify_kit", "dcrf", "rest_live"]  # bare Channels has no notion of a user's rows
+SCENARIOS = ["writer", "latency", "fanout", "memory", "collections"]
 BASELINES = ["plain", "tracked"]
 LABELS = {
     "notify_kit": "notify_kit",
@@ -68,6 +74,12 @@ FULL = {
     "memory_clients": 1000,
     "memory_settle": 3.0,
     "objects": 100,
+    "collections_users": 1000,
+    "collections_rows": 10000,
+    "collections_writes": 200,
+    "collections_move_every": 4,
+    "collections_warmup": 3,
+    "collections_deadline": 420,
 }
 SMOKE = {
     "writer_n": 30,
@@ -86,6 +98,12 @@ SMOKE = {
     "memory_clients": 5,
     "memory_settle": 1.0,
     "objects": 6,
+    "collections_users": 8,
+    "collections_rows": 80,
+    "collections_writes": 12,
+    "collections_move_every": 3,
+    "collections_warmup": 1,
+    "collections_deadline": 60,
 }
 
 
@@ -176,7 +194,7 @@ class Bench:
 
     # -- the server -------------------------------------------------------------------------
 
-    def start_server(self, name: str) -> subprocess.Popen:
+    def start_server(self, name: str, env: dict | None = None) -> subprocess.Popen:
         """Start uvicorn on a free port; make sure the socket we talk to is really its own."""
         self.port = self.args.port or _free_port()
         logfile = open(self.logdir / f"server-{name}.log", "ab")
@@ -197,7 +215,9 @@ class Bench:
             "--log-level",
             "warning",
         ]
-        proc = subprocess.Popen(cmd, cwd=BENCH, env=self.env, stdout=logfile, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd, cwd=BENCH, env={**self.env, **(env or {})}, stdout=logfile, stderr=subprocess.STDOUT
+        )
         logfile.close()
         t_end = time.monotonic() + 30
         while time.monotonic() < t_end:
@@ -259,18 +279,21 @@ class Bench:
             busy = machine_busy()
         return {"busy_before": round(busy, 3), "loadavg_before": loadavg(), "waited_seconds": waited}
 
-    def loadgen(self, name: str, contender: str, cfg: dict, timeout: float) -> dict:
+    def loadgen(
+        self, name: str, contender: str, cfg: dict, timeout: float, path: str = "", server_env: dict | None = None
+    ) -> dict:
         """Start a fresh server, run the load generator against it, stop the server."""
         conditions = self.wait_for_quiet_machine()
         usage = _UsageWindow()
         t0 = time.monotonic()
-        server = self.start_server(name)
+        server = self.start_server(name, server_env)
         t1 = time.monotonic()
         cfg = {
             "contender": contender,
-            "url": f"ws://127.0.0.1:{self.port}{PATHS[contender]}",
-            "objects": self.objects[contender],
+            "url": f"ws://127.0.0.1:{self.port}{path or PATHS[contender]}",
+            "objects": self.objects.get(contender, []),
             "server_pid": server.pid,
+            "port": self.port,
             "deadline": timeout - 15,
             "writer_log": str(self.logdir / f"writer-{name}.log"),
             **cfg,
@@ -425,7 +448,59 @@ class Bench:
             )
         return out
 
+    def collections(self) -> dict:
+        size = self.size
+        log("collections: set-up", size["collections_users"], "users,", size["collections_rows"], "rows per system")
+        setup = json.loads(
+            self.manage(
+                "bench_owned_setup",
+                "--users",
+                str(size["collections_users"]),
+                "--rows",
+                str(size["collections_rows"]),
+                timeout=600,
+            )
+        )
+        out = {}
+        for contender in COLLECTION_CONTENDERS:
+            if contender not in self.contenders or not self.time_left():
+                continue
+            log("collections", contender)
+            cmd = [
+                self.py,
+                "manage.py",
+                "bench_writer",
+                "--contender",
+                contender,
+                "--owned",
+                "--mode",
+                "collections",
+                "--move-every",
+                str(size["collections_move_every"]),
+            ]
+            out[contender] = self.loadgen(
+                f"collections-{contender}",
+                contender,
+                {
+                    "mode": "collections",
+                    "clients": len(setup["users"]),
+                    "users": setup["users"],
+                    "rows": setup["rows"][contender],
+                    "writes": size["collections_writes"],
+                    "warmup": size["collections_warmup"],
+                    "writes_deadline": size["collections_deadline"],
+                    "seq_base": self.next_seq_base(),
+                    "writer_cmd": [*cmd, "--seq-base", str(self.seq)],
+                },
+                timeout=size["collections_deadline"] + 240,
+                path=COLLECTION_PATHS[contender],
+                server_env={"BENCH_COUNT_SQL": "1"},
+            )
+            out[contender]["deadline_seconds"] = size["collections_deadline"]
+        return out
 
+
+COLLECTION_PATHS = {"notify_kit": "/ws/notifications/", "dcrf": "/ws/dcrf-owned/", "rest_live": "/ws/rest-live/"}
 PATHS = {
     "notify_kit": "/ws/notifications/",
     "dcrf": "/ws/dcrf/",
@@ -615,6 +690,9 @@ def smoke_failures(results: dict, size: dict) -> list[str]:
     for them every update must still produce its frames (one per subscriber for DCRF; one per
     subscription of the socket, for every object of the model, for django-rest-live), and every
     client must end on the final values.
+
+    Collections: every system makes every write, owes no frame it did not deliver, leaks nothing
+    and ends every view on the database's truth; notify_kit's server runs no SQL while delivering.
     """
     bad = []
     for contender in CONTENDERS:
@@ -648,10 +726,29 @@ def smoke_failures(results: dict, size: dict) -> list[str]:
         mem = results["memory"].get(contender)
         if mem is None or mem["clients"] != size["memory_clients"]:
             bad.append(f"memory {contender}: no result")
+    for contender in COLLECTION_CONTENDERS:
+        run = results["collections"].get(contender)
+        if run is None:
+            bad.append(f"collections {contender}: no result")
+            continue
+        if run["measured_writes"] != size["collections_writes"]:
+            bad.append(f"collections {contender}: {run['measured_writes']} of {size['collections_writes']} writes")
+        if run["leaks"] or run["missed"] or run["undelivered"] or run["frames_of_unknown_state"]:
+            bad.append(
+                f"collections {contender}: {run['leaks']} leaks, {run['missed']} missed, "
+                f"{run['undelivered']} undelivered, {run['frames_of_unknown_state']} frames of unknown state"
+            )
+        if not run["measured_frames"] or run.get("snapshot_mismatches"):
+            wrong = run.get("snapshot_mismatches")
+            bad.append(f"collections {contender}: {run['measured_frames']} frames, snapshots wrong {wrong}")
+    # notify_kit's promise: delivering to a collection subscriber runs no SQL in the server.
+    nk = results["collections"].get("notify_kit")
+    if nk and nk.get("server_sql"):
+        bad.append(f"collections notify_kit: the server ran {nk['server_sql']} SQL statements while delivering")
     for baseline in BASELINES:
         if not results["writer_cost"].get(baseline):
             bad.append(f"writer cost {baseline}: no result")
-    for section in ("writer_cost", "latency", "fanout", "memory"):
+    for section in ("writer_cost", "latency", "fanout", "memory", "collections"):
         for contender, value in results[section].items():
             runs = value if isinstance(value, list) else list(value.values()) if section == "latency" else [value]
             for run in runs:
@@ -666,9 +763,7 @@ def main() -> int:
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one per server)")
     parser.add_argument("--max-minutes", type=float, default=90, help="skip what is left after this long")
-    parser.add_argument(
-        "--scenarios", default="writer,latency,fanout,memory", help="comma-separated subset (default: all)"
-    )
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated subset (default: all)")
     parser.add_argument(
         "--idle-wait",
         type=float,
@@ -719,7 +814,11 @@ def main() -> int:
         "latency": {},
         "fanout": {},
         "memory": {},
+        "collections": {},
     }
+    unknown = wanted - set(SCENARIOS)
+    if unknown:
+        raise SystemExit(f"--scenarios: unknown {', '.join(sorted(unknown))}; known: {', '.join(SCENARIOS)}")
     try:
         bench.prepare_database()
         if "writer" in wanted:
@@ -730,6 +829,8 @@ def main() -> int:
             results["fanout"] = bench.fanout()
         if "memory" in wanted:
             results["memory"] = bench.memory()
+        if "collections" in wanted:
+            results["collections"] = bench.collections()
     finally:
         try:
             bench.cleanup_redis()
@@ -741,16 +842,16 @@ def main() -> int:
     import report
 
     RESULTS.mkdir(exist_ok=True)
-    full_run = (
-        wanted == {"writer", "latency", "fanout", "memory"}
-        and not args.set
-        and not args.layer_capacity
-        and bench.contenders == CONTENDERS
-    )
+    full_size = not args.set and not args.layer_capacity and bench.contenders == CONTENDERS
+    full_run = full_size and {"writer", "latency", "fanout", "memory"} <= wanted
+    # The collections scenario alone, at full size, is a record of its own (its section of the page).
+    collections_run = full_size and wanted == {"collections"}
     if args.smoke:
         name = f"{dt.date.today().isoformat()}-smoke.json"
     elif full_run and results["complete"]:
         name = f"{dt.date.today().isoformat()}.json"
+    elif collections_run and results["complete"]:
+        name = f"{dt.date.today().isoformat()}-collections.json"
     else:
         name = f"partial-{bench.run_id}.json"  # a subset, a changed size, or cut short: not the record
     out = RESULTS / name
@@ -764,6 +865,13 @@ def main() -> int:
             return 1
         print(f"smoke OK: every contender delivered, counts add up ({results['elapsed_seconds']:.0f} s)")
         return 0
+    if not args.no_docs and results["complete"] and (full_run or collections_run) and results["collections"]:
+        (BENCH / "collections.md").write_text(report.collections_md(results, out.relative_to(REPO)))
+        log("wrote benchmarks/collections.md")
+    if not args.no_docs and collections_run and results["complete"]:
+        page = DOCS / "performance.md"
+        page.write_text(report.splice_collections(page.read_text()))
+        log("updated the Collections section of docs/performance.md")
     if not args.no_docs and full_run:
         DOCS.mkdir(exist_ok=True)
         report.plot_latency(results, DOCS / "latency-vs-subscribers.png")

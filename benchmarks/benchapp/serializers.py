@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from notify_kit.serializers import LiveSerializerMixin
 
-from .models import BareItem, DCRFItem, NotifyItem, RestLiveItem
+from .models import BareItem, DCRFItem, DCRFOwnedItem, NotifyItem, NotifyOwnedItem, RestLiveItem, RestLiveOwnedItem
 
 FIELDS = ["id", "title", "value"]
 
@@ -30,4 +30,26 @@ class RestLiveItemSerializer(serializers.ModelSerializer):
 class BareItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = BareItem
+        fields = FIELDS
+
+
+# The collections scenario: the same three fields; the owner is not in the payload (who may see a
+# row is the server's business, and notify_kit keeps audience keys off the wire).
+
+
+class NotifyOwnedItemSerializer(LiveSerializerMixin, serializers.ModelSerializer):
+    class Meta:
+        model = NotifyOwnedItem
+        fields = FIELDS
+
+
+class DCRFOwnedItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DCRFOwnedItem
+        fields = FIELDS
+
+
+class RestLiveOwnedItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RestLiveOwnedItem
         fields = FIELDS

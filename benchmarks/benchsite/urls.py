@@ -1,3 +1,6 @@
-"""No HTTP views: the benchmark only serves WebSockets."""
+"""One HTTP view, for the harness: the server's SQL counter (benchapp/sqlcount.py)."""
 
-urlpatterns: list = []
+from benchapp import sqlcount
+from django.urls import path
+
+urlpatterns: list = [path("bench/sql/", sqlcount.view)]

@@ -9,6 +9,12 @@ Modes (one JSON line per report on stdout):
   just after it returned (the latency scenario's reference point).
 * ``burst``: ``--n`` updates spread round-robin over ``--pks`` as fast as possible; reports the
   final value of every row.
+* ``collections`` (with ``--owned``: the collections scenario's per-user rows): one write per ``go``
+  line on stdin. It loads a random row (before the clock starts), gives it a new value and, every
+  ``--move-every``-th write, a new owner chosen at random among the other users; it reports
+  ``{"seq", "pk", "old", "new", "t0", "t1"}``. A ``final`` line makes it report every row's
+  ``[pk, owner, value]`` as read from the database afterwards (the truth the clients' views are
+  checked against).
 
 Each update sets ``value`` to a unique sequence number (``--seq-base`` + i) and ``title`` to match,
 so both tracked fields change and a client can tell every update apart.
@@ -27,7 +33,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from benchapp.models import CONTENDER_MODELS
+from benchapp.models import COLLECTION_MODELS, CONTENDER_MODELS
 
 
 def emit(payload):
@@ -40,21 +46,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--contender", required=True, choices=sorted(CONTENDER_MODELS))
-        parser.add_argument("--mode", required=True, choices=["throughput", "step", "burst"])
-        parser.add_argument("--pks", required=True, help="comma-separated primary keys")
+        parser.add_argument("--mode", required=True, choices=["throughput", "step", "burst", "collections"])
+        parser.add_argument("--pks", default="", help="comma-separated primary keys")
+        parser.add_argument("--owned", action="store_true", help="the collections scenario's models")
+        parser.add_argument("--move-every", type=int, default=4)
+        parser.add_argument("--seed", type=int, default=10)
         parser.add_argument("--n", type=int, default=1000)
         parser.add_argument("--warmup", type=int, default=20)
         parser.add_argument("--seq-base", type=int, default=1)
         parser.add_argument("--profile", default="", help="write a cProfile of the measured loop here")
 
-    def handle(self, *args, contender, mode, pks, n, warmup, seq_base, profile, **options):
+    def handle(self, *args, contender, mode, pks, n, warmup, seq_base, profile, owned, move_every, seed, **options):
         # django-rest-live and DCRF connect their receivers when the routing/consumer modules
         # are imported (as in a real project's asgi.py); without this their saves notify nobody.
         import benchapp.routing  # noqa: F401
 
         self.contender = contender
-        self.model = CONTENDER_MODELS[contender]
-        self.objs = [self.model.objects.get(pk=int(pk)) for pk in pks.split(",")]
+        self.model = (COLLECTION_MODELS if owned else CONTENDER_MODELS)[contender]
+        self.objs = [self.model.objects.get(pk=int(pk)) for pk in pks.split(",") if pk]
         self.seq = seq_base
         self.loop = None
         if contender == "bare":
@@ -76,6 +85,8 @@ class Command(BaseCommand):
                 self.throughput(n, warmup)
             elif mode == "step":
                 self.step()
+            elif mode == "collections":
+                self.collections(move_every, seed)
             else:
                 self.burst(n)
         finally:
@@ -189,3 +200,34 @@ class Command(BaseCommand):
         if self.profiler:
             self.profiler.disable()
         emit({"mode": "burst", "n": n, "t_start": t0, "t_loop_end": t1, "t_sent": t2, "final": final})
+
+    def collections(self, move_every, seed):
+        import random
+
+        rng = random.Random(seed)
+        rows = list(self.model.objects.order_by("pk").values_list("pk", flat=True))
+        users = sorted(set(self.model.objects.values_list("owner_id", flat=True)))
+        emit({"ready": True, "rows": len(rows), "users": len(users)})
+        count = 0
+        for line in sys.stdin:
+            word = line.strip()
+            if word == "final":
+                self.drain()
+                state = [
+                    [pk, owner, value] for pk, owner, value in self.model.objects.values_list("pk", "owner_id", "value")
+                ]
+                emit({"final": state})
+                continue
+            if word != "go":
+                break
+            count += 1
+            obj = self.model.objects.get(pk=rng.choice(rows))  # as a view would load it; before the clock
+            old = obj.owner_id
+            if move_every and count % move_every == 0 and len(users) > 1:
+                obj.owner_id = rng.choice([u for u in users if u != old])
+            value = self._next(obj)
+            t0 = time.time()
+            obj.save()
+            t1 = time.time()
+            emit({"seq": value, "pk": obj.pk, "old": old, "new": obj.owner_id, "t0": t0, "t1": t1})
+        self.drain()
