@@ -247,3 +247,13 @@ def consumers(monkeypatch):
 
     monkeypatch.setattr(NotificationConsumer, "__init__", recording_init)
     return made
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every notification a test causes, recorded instead of sent (a Recorder)."""
+    from tests.send_helpers import Recorder
+
+    recorder = Recorder()
+    monkeypatch.setattr(notifications, "send", recorder)
+    return recorder

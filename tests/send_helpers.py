@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 
 import pytest
 from channels.layers import get_channel_layer
@@ -57,3 +58,27 @@ def note_event(index, deleted=False):
 
     return Event("testapp.note", "full", deleted=deleted, data=None if deleted else {"title": str(index)},
                  changed=set() if deleted else {f"f{index}"})  # fmt: skip
+
+
+class Recorder(list):
+    """Stands in for ``notifications.send``: keeps (group, channel-layer message) sent to objects' groups.
+
+    Events also go to one group per audience key (collection subscribers, tests/test_subscriptions.py);
+    those copies are kept apart in ``audience_sends``.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.audience_sends = []
+
+    def __call__(self, group, item):
+        # Models hand over a Coalescable event; the message is what the sender would send.
+        message = item.to_message() if hasattr(item, "to_message") else item
+        (self.audience_sends if ".a." in group else self).append((group, message))
+
+    @property
+    def frames(self):
+        return [json.loads(message["text"]) for _, message in self if "text" in message]
+
+    def by_id(self):
+        return {frame["id"]: frame for frame in self.frames}

@@ -32,34 +32,6 @@ class Rollback(Exception):
     pass
 
 
-class Recorder(list):
-    """Stands in for ``notifications.send``: keeps (group, channel-layer message) sent to objects' groups.
-
-    Events also go to one group per audience key (collection subscribers, tests/test_audiences.py);
-    those copies are kept apart in ``audience_sends``.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.audience_sends = []
-
-    def __call__(self, group, item):
-        # Models hand over a Coalescable event; the message is what the sender would send.
-        message = item.to_message() if hasattr(item, "to_message") else item
-        (self.audience_sends if ".a." in group else self).append((group, message))
-
-    @property
-    def frames(self):
-        return [json.loads(message["text"]) for _, message in self]
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    recorder = Recorder()
-    monkeypatch.setattr(notifications, "send", recorder)
-    return recorder
-
-
 def edit(obj, **values):
     for name, value in values.items():
         setattr(obj, name, value)

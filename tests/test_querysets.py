@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 
 from notify_kit import bulk, django_sql, notifications
 from notify_kit.querysets import LiveManager, LiveQuerySet
+from tests.send_helpers import Recorder
 from tests.test_access import revoked, settle
 from tests.testapp.models import Document, Memo, Note
 
@@ -27,35 +28,6 @@ on_commit_db = pytest.mark.django_db(transaction=True)
 
 class Rollback(Exception):
     pass
-
-
-class Recorder(list):
-    """Stands in for ``notifications.send``: keeps (group, channel-layer message) sent to objects' groups.
-
-    Copies sent to audience groups (collection subscribers) are kept apart in ``audience_sends``.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.audience_sends = []
-
-    def __call__(self, group, item):
-        message = item.to_message() if hasattr(item, "to_message") else item
-        (self.audience_sends if ".a." in group else self).append((group, message))
-
-    @property
-    def frames(self):
-        return [json.loads(message["text"]) for _, message in self if "text" in message]
-
-    def by_id(self):
-        return {frame["id"]: frame for frame in self.frames}
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    recorder = Recorder()
-    monkeypatch.setattr(notifications, "send", recorder)
-    return recorder
 
 
 def memos(owner, count, **fields):
