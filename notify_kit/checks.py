@@ -24,7 +24,7 @@ _REDIS_BACKENDS = ("channels_redis.core.RedisChannelLayer", "channels_redis.pubs
 
 
 def _live_models(app_configs: Any = None) -> list[type[models.Model]]:
-    from .serializers import is_live
+    from .live import is_live
 
     # `manage.py check <app>` passes the app configs to check; None means all of them.
     candidates = apps.get_models() if app_configs is None else [m for c in app_configs for m in c.get_models()]

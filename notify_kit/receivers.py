@@ -25,16 +25,12 @@ from django.db import models
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save, pre_delete
 
 from . import audiences, changes, rows, trackers
+from .live import is_live
 
 logger = logging.getLogger("notify_kit")
 
 # The state before a delete, kept on the instance from pre_delete until post_delete.
 _BEFORE = "_notify_kit_before"
-
-
-def is_live(model: type | None) -> bool:
-    """Whether ``model`` inherits LiveModelMixin (by its marker: this module must not import DRF)."""
-    return isinstance(model, type) and getattr(model, "is_live_model", False) is True
 
 
 def _on_save(

@@ -15,7 +15,7 @@ from typing import Any
 from rest_framework import serializers
 
 from . import hashids
-from .receivers import is_live
+from .live import is_live
 
 _serializers = threading.local()
 

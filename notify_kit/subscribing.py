@@ -20,7 +20,7 @@ from django.apps import apps
 from . import audiences, filters, notifications, snapshots, subscriptions
 from .conf import settings
 from .frames import NOT_FOUND_DETAIL, RequestError
-from .serializers import is_live
+from .live import is_live
 
 
 @cache
