@@ -19,12 +19,15 @@ notification must not fail a user's write.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.db import models
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save, pre_delete
 
 from . import audiences, changes, rows, trackers
+
+if TYPE_CHECKING:
+    from .models import LiveModelMixin
 
 logger = logging.getLogger("notify_kit")
 
@@ -32,7 +35,7 @@ logger = logging.getLogger("notify_kit")
 _BEFORE = "_notify_kit_before"
 
 
-def is_live(model: type | None) -> bool:
+def is_live(model: type | None) -> TypeGuard[type[LiveModelMixin]]:
     """Whether ``model`` inherits LiveModelMixin (by its marker: this module must not import DRF)."""
     return isinstance(model, type) and getattr(model, "is_live_model", False) is True
 
