@@ -26,7 +26,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from django.db import models
 from django.utils.module_loading import import_string
@@ -125,8 +125,9 @@ def filter_values(model: type[models.Model], instance: models.Model) -> dict[str
     names = getattr(model, "live_filter_fields", ()) or ()
     values = {}
     for name in names:
-        field = model._meta.get_field(name)
-        values[name] = filter_value(field, instance.__dict__.get(field.attname))  # type: ignore[union-attr]
+        # A filter field is a concrete column (its attname is read), never a reverse relation.
+        field = cast("models.Field[Any, Any]", model._meta.get_field(name))
+        values[name] = filter_value(field, instance.__dict__.get(field.attname))
     return values
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .health import counters, health
 
@@ -36,7 +36,7 @@ class Coalescable(Protocol):
 
 def message_of(item: Any) -> dict[str, Any]:
     """The channel-layer message of a queued item (a plain message is its own)."""
-    return item.to_message() if hasattr(item, "to_message") else item
+    return cast("dict[str, Any]", item.to_message() if hasattr(item, "to_message") else item)
 
 
 def folded(item: Any) -> int:

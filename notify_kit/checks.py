@@ -6,7 +6,7 @@ unimportable serializer or an unusable primary key when the project starts, each
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import apps
 from django.conf import settings as django_settings
@@ -16,6 +16,9 @@ from django.utils.module_loading import import_string
 
 from .conf import settings
 
+if TYPE_CHECKING:
+    from .models import LiveModelMixin
+
 # channels-redis's per-channel capacity below which W002 warns (its default is 100).
 _MIN_CAPACITY = 1000
 # redis-py connections per pool below which W001 warns (redis-py's asyncio default is 100).
@@ -23,7 +26,7 @@ _MIN_POOL = 1000
 _REDIS_BACKENDS = ("channels_redis.core.RedisChannelLayer", "channels_redis.pubsub.RedisPubSubChannelLayer")
 
 
-def _live_models(app_configs: Any = None) -> list[type[models.Model]]:
+def _live_models(app_configs: Any = None) -> list[type[LiveModelMixin]]:
     from .live import is_live
 
     # `manage.py check <app>` passes the app configs to check; None means all of them.
@@ -54,7 +57,7 @@ def check_live_models(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
                 )
         pk = model._meta.pk
         while pk.is_relation:  # multi-table inheritance or a one-to-one key: the target's key is stored
-            pk = pk.target_field
+            pk = cast("models.ForeignKey[Any, Any]", pk).target_field
         if not isinstance(pk, (models.AutoField, models.BigAutoField, models.SmallAutoField, models.IntegerField)):
             errors.append(
                 checks.Error(
@@ -165,11 +168,12 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     config = layers[alias]
     if config.get("BACKEND") not in _REDIS_BACKENDS:
         return []
+    default_timeout: float | None
     try:
         from redis._defaults import DEFAULT_SOCKET_TIMEOUT as default_timeout
     except ImportError:  # redis-py before 6 had no read timeout by default
         default_timeout = None
-    warnings = []
+    warnings: list[checks.CheckMessage] = []
     for host in config.get("CONFIG", {}).get("hosts") or [{}]:
         timeout = host.get("socket_timeout", default_timeout) if isinstance(host, dict) else default_timeout
         problems = []
@@ -244,7 +248,8 @@ def _policy_reads(model: type[models.Model]) -> list[str]:
         elif f.is_relation and f.concrete:
             relations[f.name] = "a related object"  # self.owner loads it; self.owner_id does not
         elif f.is_relation and hasattr(f, "get_accessor_name"):
-            relations[f.get_accessor_name()] = "a reverse relation"
+            # get_fields() leaves out hidden relations, the only ones without an accessor name.
+            relations[cast(str, f.get_accessor_name())] = "a reverse relation"
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
@@ -264,8 +269,8 @@ def check_access_policies(app_configs: Any = None, **kwargs: Any) -> list[checks
 
     warnings: list[checks.CheckMessage] = []
     for model in _live_models(app_configs):
-        own_policy = model.can_subscribe is not LiveModelMixin.can_subscribe  # type: ignore[attr-defined]
-        if own_policy and not model.declares_audiences():  # type: ignore[attr-defined]
+        own_policy = model.can_subscribe is not LiveModelMixin.can_subscribe
+        if own_policy and not model.declares_audiences():
             warnings.append(
                 checks.Warning(
                     f"{model._meta.label} has its own can_subscribe but declares no live_audiences: collection "

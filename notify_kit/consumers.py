@@ -62,7 +62,9 @@ class NotificationConsumer(SubscribingMixin, AsyncJsonWebsocketConsumer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.channel_layer_alias = settings.CHANNEL_LAYER
+        # The ignore is a stub gap: types-channels declares channel_layer_alias a ClassVar, but
+        # AsyncConsumer.__call__ reads it from the instance, so a per-instance value is honoured.
+        self.channel_layer_alias = settings.CHANNEL_LAYER  # type: ignore[misc]
         # This socket's subscriptions. This table, not the layer's group membership, decides what
         # is forwarded: a group leave that failed (and is being retried) must not let anything
         # through after `unsubscribed`/`revoked`.
@@ -218,7 +220,7 @@ class NotificationConsumer(SubscribingMixin, AsyncJsonWebsocketConsumer):
         model = live_models().get(label)
         pk = model.pk_from_hashid(hashid) if model is not None else None
         try:
-            allowed = pk is not None and await self._allowed(model, pk)
+            allowed = model is not None and pk is not None and await self._allowed(model, pk)
         except Exception:  # fail closed: better a lost notification than a leaked one
             logger.exception("notify_kit: could not recheck access to %s %s", label, hashid)
             allowed = False

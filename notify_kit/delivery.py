@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, cast
 
 from channels.layers import get_channel_layer
 from django.core.exceptions import ImproperlyConfigured
@@ -31,7 +31,7 @@ ABANDON_GRACE = 1.0
 
 def current_alias() -> str:
     """The CHANNEL_LAYERS alias notify_kit sends on (read on every call: settings may change)."""
-    return settings.CHANNEL_LAYER
+    return cast(str, settings.CHANNEL_LAYER)
 
 
 def get_layer(alias: str | None = None) -> Any:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .conf import settings
 from .serializers import SubscriptionRequestSerializer
+
+if TYPE_CHECKING:
+    from rest_framework.serializers import Serializer
 
 #: The one answer for a missing, foreign, malformed or forbidden object (docs/protocol.md).
 NOT_FOUND_DETAIL = "No such object, or you may not subscribe to it."
@@ -73,7 +76,10 @@ def request_id_of(content: Any) -> Any:
     """The frame's request_id when it is a valid one, so even a rejected frame can be matched."""
     if not isinstance(content, dict) or "request_id" not in content:
         return None
-    field = SubscriptionRequestSerializer().fields["request_id"]
+    # As the base class: its `fields` are the bound fields, which the frame field named "fields"
+    # shadows only for the type checker (see SubscriptionRequestSerializer).
+    serializer: Serializer[Any] = SubscriptionRequestSerializer()
+    field = serializer.fields["request_id"]
     try:
         return field.run_validation(content["request_id"])
     except Exception:  # noqa: BLE001 - an invalid request_id is simply not echoed

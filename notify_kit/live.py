@@ -3,7 +3,12 @@ notify_kit.models (and the app registry, and DRF) to ask."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypeGuard
 
-def is_live(model: type | None) -> bool:
+if TYPE_CHECKING:  # for the type only: importing models here would be a cycle
+    from .models import LiveModelMixin
+
+
+def is_live(model: type | None) -> TypeGuard[type[LiveModelMixin]]:
     """Whether ``model`` inherits LiveModelMixin (its ``is_live_model`` marker)."""
     return isinstance(model, type) and getattr(model, "is_live_model", False) is True

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.db import models, transaction
 from django.utils.module_loading import import_string
@@ -123,7 +123,7 @@ class LiveModelMixin(models.Model):
         """The serializer class of ``data`` in ``updated`` events."""
         serializer = cls.live_serializer
         if isinstance(serializer, str):
-            return import_string(serializer)
+            return cast(type, import_string(serializer))
         if serializer is None:
             return _default_serializer(cls)
         return serializer

@@ -19,13 +19,16 @@ notification must not fail a user's write.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models.signals import class_prepared, m2m_changed, post_delete, post_save, pre_delete
 
 from . import audiences, changes, rows, trackers
 from .live import is_live
+
+if TYPE_CHECKING:
+    pass
 
 logger = logging.getLogger("notify_kit")
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rest_framework import serializers
 
 from . import hashids
 from .live import is_live
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
 
 _serializers = threading.local()
 
@@ -34,7 +37,7 @@ def serialize(serializer_class: type, instance: Any) -> Any:
     return serializer.to_representation(instance)
 
 
-class HashidField(serializers.Field):
+class HashidField(serializers.Field[Any, Any, str, Any]):
     """A live model's primary key, rendered as its HashID (read-only)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -48,7 +51,7 @@ class HashidField(serializers.Field):
         return hashids.encode(type(value), value.pk)
 
 
-class HashidRelatedField(serializers.PrimaryKeyRelatedField):
+class HashidRelatedField(serializers.PrimaryKeyRelatedField[Any]):
     """A relation to a live model, rendered and parsed as the related object's HashID."""
 
     default_error_messages = {
@@ -57,11 +60,19 @@ class HashidRelatedField(serializers.PrimaryKeyRelatedField):
     }
 
     def to_representation(self, value: Any) -> str:
-        model = self.get_queryset().model if self.queryset is not None else value.__class__
+        # With a queryset set, get_queryset() returns a QuerySet (DRF calls .all() on a Manager).
+        # The ignore is a stub gap: the stubs type `queryset` as possibly a Manager, and mypy then
+        # applies Manager.__get__ (which refuses instances, to catch `obj.objects`) to this read.
+        model = (
+            cast("QuerySet[Any]", self.get_queryset()).model
+            if self.queryset is not None  # type: ignore[arg-type]
+            else value.__class__
+        )
         return hashids.encode(model, value.pk)
 
     def to_internal_value(self, data: Any) -> Any:
-        queryset = self.get_queryset()
+        # Only a writable field parses input, and DRF asserts that a writable one has a queryset.
+        queryset = cast("QuerySet[Any]", self.get_queryset())
         if not isinstance(data, str):
             self.fail("incorrect_type")
         pk = hashids.decode(queryset.model, data)
@@ -93,7 +104,7 @@ class LiveSerializerMixin:
     def get_group_name(self, instance: Any = None) -> str:
         """The channel-layer group of ``instance`` (default: this serializer's instance)."""
         instance = self.instance if instance is None else instance  # type: ignore[attr-defined]
-        return instance.get_live_group_name()
+        return cast(str, instance.get_live_group_name())
 
 
 class StrictCharField(serializers.CharField):
@@ -107,7 +118,7 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class RequestIdField(serializers.Field):
+class RequestIdField(serializers.Field[Any, Any, Any, Any]):
     """The client's correlation id: a string of up to 64 characters or a finite number."""
 
     default_error_messages = {"invalid": "Must be a string of at most 64 characters or a number."}
@@ -156,7 +167,7 @@ class FilterField(serializers.DictField):
         return value
 
 
-class SubscriptionRequestSerializer(serializers.Serializer):
+class SubscriptionRequestSerializer(serializers.Serializer[Any]):
     """One client frame: ``{"type", "model", "id"?, "filter"?, "actions"?, "fields"?, "snapshot"?, "request_id"?}``.
 
     With ``id`` it is about one object; without, about a collection (every row the user may see
@@ -174,7 +185,11 @@ class SubscriptionRequestSerializer(serializers.Serializer):
     actions = serializers.ListField(
         child=serializers.ChoiceField(choices=["created", "updated", "deleted"]), required=False, max_length=3
     )
-    fields = serializers.ListField(child=StrictCharField(max_length=100), required=False, max_length=100)
+    # The ignore: for mypy this shadows Serializer.fields (the bound fields), but at runtime the
+    # serializer's metaclass moves every declared field out of the class, so nothing is shadowed.
+    fields = serializers.ListField(  # type: ignore[assignment]
+        child=StrictCharField(max_length=100), required=False, max_length=100
+    )
     snapshot = StrictBooleanField(required=False)
     request_id = RequestIdField(required=False)
 

@@ -12,7 +12,7 @@ options) is all that delivery will use (notify_kit.subscriptions).
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 from django.apps import apps
@@ -22,9 +22,12 @@ from .conf import settings
 from .frames import NOT_FOUND_DETAIL, RequestError
 from .live import is_live
 
+if TYPE_CHECKING:
+    from .models import LiveModelMixin
+
 
 @cache
-def live_models() -> dict[str, type]:
+def live_models() -> dict[str, type[LiveModelMixin]]:
     # The app registry is frozen once the server runs; one lookup table, case-insensitive keys
     # because apps.get_model() is case-sensitive on the app label.
     return {model._meta.label_lower: model for model in apps.get_models() if is_live(model)}
@@ -177,7 +180,7 @@ def held_keys(model: Any, user: Any) -> list[str]:
     return [audiences.digest(key) for key in model.live_audiences_of(user)]
 
 
-def decides_by_keys(model: Any, consumer: type) -> bool:
+def decides_by_keys(model: Any, consumer: type[SubscribingMixin]) -> bool:
     """Whether object subscriptions of ``model`` are decided by audience keys (its default policy)."""
     from .models import LiveModelMixin
 

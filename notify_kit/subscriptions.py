@@ -244,7 +244,7 @@ def instance_frame(sub: Subscription, message: dict[str, Any], echo: bool = Fals
         index = _held(sub.keys, views["new"])
         if sub.by_keys and index is None:
             return REVOKE  # the user holds none of the row's keys any more
-    text = message.get("text")
+    text: str | None = message.get("text")
     if text is None:
         return None  # a change of who may see it, and this socket still may
     kind = "deleted" if message.get("deleted") else "updated"

@@ -183,7 +183,7 @@ def assert_notified(
     if data is not None:
         frames = [f for f in frames if f.get("data") == data]
     if not frames:
-        wanted = {"type": type, "model": label, "id": id_}
+        wanted: dict[str, Any] = {"type": type, "model": label, "id": id_}
         wanted.update({k: v for k, v in (("changed", sorted(changed or [])), ("data", data)) if v})
         raise AssertionError(f"No notification matching {wanted}; sent:\n{_describe(sent)}")
     return frames[-1]

@@ -16,7 +16,7 @@ model_utils resets them when ``save_base`` returns, long before any on-commit ca
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 from django.db import models
 from model_utils import FieldTracker
@@ -75,16 +75,17 @@ def install(model: type[models.Model]) -> None:
         access = [f for f in model._meta.concrete_fields if not f.primary_key]
         _access_attnames[model] = None
     else:
-        access = [model._meta.get_field(name) for name in declared]  # type: ignore[misc]
-        _access_attnames[model] = frozenset(f.attname for f in access)  # type: ignore[union-attr]
+        # Concrete fields only (check E004 rejects any other name), never a reverse relation.
+        access = [cast("models.Field[Any, Any]", model._meta.get_field(name)) for name in declared]
+        _access_attnames[model] = frozenset(f.attname for f in access)
     watched = {f.name: f for f in access}
     for name in getattr(model, "live_filter_fields", ()) or ():
         field = model._meta.get_field(name)
         watched.setdefault(field.name, field)  # type: ignore[arg-type]
-    followed = set()
+    followed: set[str] = set()
     for name in tracker_of(model).fields:
         followed.update(f.name for f in model._meta.concrete_fields if name in (f.name, f.attname))
-    _access[model] = [(f.name, f.attname, f.name in followed) for f in watched.values()]  # type: ignore[union-attr]
+    _access[model] = [(f.name, f.attname, f.name in followed) for f in watched.values()]
     own = [name for name, _, followed_already in _access[model] if not followed_already]
     if own:
         _finalize(model, own, _OWN_NAME, _OWN_ATTNAME)

@@ -1,6 +1,7 @@
 """The package's shape (issue 9): no module a reader cannot hold in one sitting, no import cycle.
 
 Imports inside functions count: a cycle kept lazy is still a cycle a reader has to untangle.
+Imports under ``if TYPE_CHECKING:`` do not: they never run, and name a type only.
 """
 
 from __future__ import annotations
@@ -12,9 +13,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "notify_kit"
 MODULES = {path.stem: path for path in PACKAGE.glob("*.py")}
 
 
+def _type_checking_only(tree: ast.AST) -> set[ast.AST]:
+    skipped: set[ast.AST] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            skipped.update(ast.walk(node))
+    return skipped
+
+
 def imports_of(path: Path) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    skipped = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if node in skipped:
+            continue
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             names = [node.module.split(".")[0]] if node.module else [alias.name for alias in node.names]
             found.update(name for name in names if name in MODULES and name != path.stem)
