@@ -26,7 +26,14 @@ async def settle():
 
 @database_sync_to_async
 def make(owner, **fields):
-    return SharedNote.objects.create(owner=owner, title=fields.pop("title", "t"), **fields)
+    return created(SharedNote, owner=owner, title=fields.pop("title", "t"), **fields)
+
+
+def created(model, **fields):
+    """A new row, once its own `created` event has gone out: it must not reach a later subscriber."""
+    row = model.objects.create(**fields)
+    assert notifications.flush(5)
+    return row
 
 
 def collection(request_id=1, **extra):
@@ -210,7 +217,7 @@ async def test_a_model_that_is_not_live_is_not_found(layer, ws, alice):
 
 
 async def test_one_frame_per_event_when_a_user_holds_several_keys(layer, ws, alice, bob):
-    profile = await database_sync_to_async(Profile.objects.create)(user=alice, display_name="Alice", email="a@x")
+    profile = await database_sync_to_async(created)(Profile, user=alice, display_name="Alice", email="a@x")
     async with ws(alice) as client:
         answer = await client.request({"model": "testapp.profile", "snapshot": True, "request_id": 1})
         # Alice holds user:alice and signed-in: her own profile's payload is the first key's, in full.
@@ -224,7 +231,7 @@ async def test_one_frame_per_event_when_a_user_holds_several_keys(layer, ws, ali
 
 
 async def test_per_audience_payloads(layer, ws, alice, bob):
-    profile = await database_sync_to_async(Profile.objects.create)(user=alice, display_name="Alice", email="a@x")
+    profile = await database_sync_to_async(created)(Profile, user=alice, display_name="Alice", email="a@x")
     async with ws(bob) as bob_client, ws(alice) as alice_client:
         answer = await bob_client.request({"model": "testapp.profile", "snapshot": True, "request_id": 1})
         assert answer["data"] == [{"id": profile.hashid, "display_name": "Alice"}]  # no email for others
@@ -265,12 +272,12 @@ async def test_delivery_asks_no_one(layer, ws, alice, bob, monkeypatch):
 
 async def test_a_filter_on_a_foreign_key_chooses_a_schools_classrooms(layer, ws, user_factory):
     teacher = await database_sync_to_async(user_factory)("teacher", is_staff=True)
-    north, south = [await database_sync_to_async(School.objects.create)(name=n) for n in ("north", "south")]
+    north, south = [await database_sync_to_async(created)(School, name=n) for n in ("north", "south")]
     async with ws(teacher) as client:
         answer = await client.request({"model": "testapp.classroom", "filter": {"school": north.pk}, "request_id": 1})
         assert answer["type"] == "subscribed"
-        await database_sync_to_async(Classroom.objects.create)(school=south, name="elsewhere")
-        room = await database_sync_to_async(Classroom.objects.create)(school=north, name="1A")
+        await database_sync_to_async(created)(Classroom, school=south, name="elsewhere")
+        room = await database_sync_to_async(created)(Classroom, school=north, name="1A")
         event = await client.receive()
         assert (event["type"], event["id"], event["data"]["name"]) == ("created", room.hashid, "1A")
         await settle()
@@ -282,14 +289,14 @@ async def test_a_model_without_audiences_is_seen_with_its_view_permission(layer,
     async with ws(admin) as admin_client, ws(alice) as alice_client:
         await admin_client.request({"model": "testapp.document", "request_id": 1})
         await alice_client.request({"model": "testapp.document", "request_id": 1})
-        doc = await database_sync_to_async(Document.objects.create)(name="d")
+        doc = await database_sync_to_async(created)(Document, name="d")
         assert (await admin_client.receive())["id"] == doc.hashid
         await settle()
         assert await alice_client.nothing()
 
 
 async def test_a_change_only_another_audience_sees_is_not_announced(layer, ws, alice, bob):
-    profile = await database_sync_to_async(Profile.objects.create)(user=alice, display_name="Alice", email="a@x")
+    profile = await database_sync_to_async(created)(Profile, user=alice, display_name="Alice", email="a@x")
     async with ws(bob) as bob_client, ws(alice) as alice_client:
         await bob_client.request({"model": "testapp.profile", "request_id": 1})
         await alice_client.request({"model": "testapp.profile", "request_id": 1})
