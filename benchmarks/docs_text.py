@@ -231,9 +231,10 @@ def render(results: dict, json_path: Path) -> str:
         "",
         _analysis(results, json_path),
     ]
-    # The bulk-write section is measured apart (benchmarks/bulk.py) and kept across full runs.
-    # So is the collections section (run.py --scenarios collections writes collections.md); last.
-    for kept in (BENCH / "bulk.md", BENCH / "collections.md"):
+    # The bulk-write section is measured apart (benchmarks/bulk.py) and kept across full runs, and
+    # so is the per-save profile (benchmarks/profile_save.py, written up in profile.md). So is the
+    # collections section (run.py --scenarios collections writes collections.md); last.
+    for kept in (BENCH / "profile.md", BENCH / "bulk.md", BENCH / "collections.md"):
         if kept.exists():
             parts[-1] = parts[-1].rstrip("\n")  # one blank line before each kept section
             parts += ["", kept.read_text()]
