@@ -83,6 +83,7 @@ async def test_clear_moves_every_row_out(layer, ws, alice, bob):
     notes = [await make(alice, title=f"n{i}") for i in range(2)]
     for note in notes:
         await database_sync_to_async(note.shared_with.add)(bob)
+    await settle()  # the shares' own events went out before the subscription
     async with ws(bob) as client:
         await client.request(collection())
         await database_sync_to_async(bob.visible_shared_notes.clear)()
@@ -104,6 +105,7 @@ async def test_created_reaches_only_who_may_see_it(layer, ws, alice, bob):
 async def test_deleting_a_row_deletes_it_from_every_view(layer, ws, alice, bob):
     note = await make(alice)
     await database_sync_to_async(note.shared_with.add)(bob)
+    await settle()  # the share's own event went out before the subscriptions
     hashid = note.hashid
     async with ws(alice) as alice_client, ws(bob) as bob_client:
         await alice_client.request(collection())
@@ -246,6 +248,7 @@ async def test_per_audience_payloads(layer, ws, alice, bob):
 async def test_an_object_subscription_of_an_audience_model_is_revoked_by_keys(layer, ws, alice, bob):
     note = await make(alice)
     await database_sync_to_async(note.shared_with.add)(bob)
+    await settle()
     async with ws(bob) as client:
         assert (await client.subscribe(note))["type"] == "subscribed"
         await database_sync_to_async(note.shared_with.remove)(bob)
