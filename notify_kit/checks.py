@@ -243,11 +243,14 @@ def _policy_reads(model: type[models.Model]) -> list[str]:
         return []
     relations: dict[str, str] = {}
     for f in model._meta.get_fields():
-        if f.many_to_many and f.concrete:
+        if not f.is_relation:
+            continue
+        reverse = f.auto_created and not f.concrete  # a ManyToOneRel, ManyToManyRel, ...
+        if f.many_to_many and not reverse:  # not `concrete`: Django 6 no longer counts it concrete
             relations[f.name] = "a many-to-many relation"
-        elif f.is_relation and f.concrete:
+        elif not reverse:
             relations[f.name] = "a related object"  # self.owner loads it; self.owner_id does not
-        elif f.is_relation and hasattr(f, "get_accessor_name"):
+        elif hasattr(f, "get_accessor_name"):
             # get_fields() leaves out hidden relations, the only ones without an accessor name.
             relations[cast(str, f.get_accessor_name())] = "a reverse relation"
     found: set[str] = set()
