@@ -125,8 +125,7 @@ def stage_targets() -> list[tuple[str, Any, str]]:
 
     return [
         ("post_save receiver (rest of _on_save)", receivers, "_on_save"),
-        ("change capture: trackers.changed_fields", trackers, "changed_fields"),
-        ("change capture: trackers.access_changed", trackers, "access_changed"),
+        ("change capture: trackers.changes (what changed, access included)", trackers, "changes"),
         ("change capture: rows.snapshot", rows, "snapshot"),
         ("change capture: record_update (rest)", changes, "record_update"),
         ("on-commit bookkeeping: _pending_for (rest)", changes, "_pending_for"),
@@ -148,8 +147,8 @@ def stage_targets() -> list[tuple[str, Any, str]]:
         ("HashIDs: hashids.encode", hashids, "encode"),
         ("Event.__init__", events.Event, "__init__"),
         ("Event.copy (second group)", events.Event, "copy"),
-        ("hand-off: notifications.send (rest)", notifications, "send"),
-        ("hand-off: Sender.submit", sender.Sender, "submit"),
+        ("hand-off: notifications.send_many (rest)", notifications, "send_many"),
+        ("hand-off: Sender.submit_many", sender.Sender, "submit_many"),
         ("group names: notifications.group_name", notifications, "group_name"),
         ("hashid property", NotifyItem, "hashid"),
     ]
@@ -243,9 +242,12 @@ class _ObjectGroupOnly:
     def __init__(self, real: Any) -> None:
         self.real = real
 
-    def send(self, group: str, message: Any) -> None:
-        if ".a." not in group:  # audience groups are notify_kit.<label>.a.<digest>
-            self.real.send(group, message)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def send_many(self, items: list[tuple[str, Any]]) -> None:
+        # Audience groups are notify_kit.<label>.a.<digest>.
+        self.real.send_many([(group, message) for group, message in items if ".a." not in group])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, cast
 
 from django.db import models
@@ -42,7 +43,13 @@ def permission_key(model: type[models.Model]) -> str:
 
 def digest(key: str) -> str:
     """The digest standing for ``key`` in groups and messages (keys never leave the server)."""
-    return hashlib.blake2b(str(key).encode(), digest_size=9).hexdigest()
+    return _digest(str(key))
+
+
+@lru_cache(maxsize=4096)
+def _digest(key: str) -> str:
+    # A few digests per write, mostly of the same keys (a model's permission key, a team's).
+    return hashlib.blake2b(key.encode(), digest_size=9).hexdigest()
 
 
 def group(label: str, key_digest: str) -> str:
@@ -73,11 +80,11 @@ def serializer_class(model: type[models.Model], serializer: Any) -> type:
 
 
 def payloads(
-    instance: models.Model, keyed: list[tuple[str, Any]], known: Mapping[type, Any] | None = None
+    instance: models.Model, keyed: list[tuple[str, Any]], known: Mapping[type, tuple[Any, str]] | None = None
 ) -> tuple[list[list[Any]], list[str], list[frozenset[str] | None]]:
     """Each distinct serializer run once: ([[digest, payload index], ...], [payload JSON, ...], fields).
 
-    ``known`` maps serializer classes already run for this event to their data. ``fields`` holds,
+    ``known`` maps serializer classes already run for this event to their data and its JSON text. ``fields`` holds,
     per payload, the field names an audience with its own serializer may hear about in
     ``changed`` (None: the live serializer's audiences hear every tracked field, as object
     subscribers do): a change of a field only another audience sees must not be announced.
@@ -94,8 +101,12 @@ def payloads(
         cls = serializer_class(model, serializer)
         if cls not in index_of:
             index_of[cls] = len(texts)
-            data = known[cls] if known and cls in known else serialize(cls, instance)
-            texts.append(encode(data))
+            if known and cls in known:
+                data, text = known[cls]
+            else:
+                data = serialize(cls, instance)
+                text = encode(data)
+            texts.append(text)
             visible.append(None if cls is live else frozenset(data))
         ordered.append([digest(key), index_of[cls]])
     return ordered, texts, visible
@@ -140,6 +151,11 @@ def matches(wanted: Mapping[str, Any], values: Mapping[str, Any] | None) -> bool
 
 #: Who could see a row at one moment: its key digests and its filter values.
 View = tuple[frozenset[str], dict[str, Any]]
+
+
+def view_is_constant(model: type[models.Model]) -> bool:
+    """Whether every row of ``model`` has the same view: no audiences of its own, no filter fields."""
+    return not model.declares_audiences() and not getattr(model, "live_filter_fields", ())  # type: ignore[attr-defined]
 
 
 def view_of(instance: models.Model) -> View:

@@ -25,6 +25,7 @@ from django.db import connections, models, transaction
 from django.db.models.base import ModelState
 
 from . import audiences, changes, rows
+from .live import default_group_name
 from .trackers import tracker_of
 
 logger = logging.getLogger("notify_kit")
@@ -136,7 +137,7 @@ def _record(
     batch = Batch(model, using, needs_data=bool(changed))
     batch.pks = list(dict.fromkeys(model._meta.pk.to_python(pk) for pk in pks))
     instances: dict[Any, models.Model] | None = None
-    if model.get_live_group_name.__qualname__ != "LiveModelMixin.get_live_group_name":  # type: ignore[attr-defined]
+    if not default_group_name(model):
         # An overridden group name may read any field: give it the rows as they are now, in one read.
         instances = read_rows(model, batch.pks, using)
     for pk in batch.pks:

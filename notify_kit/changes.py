@@ -24,6 +24,7 @@ from django.db import transaction
 
 from . import audiences, notifications, rows, suppression
 from .events import Event, Views
+from .live import default_group_name
 from .middleware import current_socket_id
 
 if TYPE_CHECKING:
@@ -54,7 +55,11 @@ class _Pending:
         self.label = instance._meta.label_lower
         # Captured now: after a delete, instance.pk is None by the time the callback runs.
         self.hashid = instance.hashid
-        self.group = instance.get_live_group_name()
+        # The mixin's group name is a function of the HashID: no second encode of the same pk.
+        if default_group_name(type(instance)):
+            self.group = notifications.group_name(self.label, self.hashid)
+        else:
+            self.group = instance.get_live_group_name()
         self.changed: set[str] = set()
         self.access_changed = False
         self.created = False
@@ -92,9 +97,8 @@ class _Pending:
             return
         groups = [] if self.created else [self.group]
         groups.extend(audiences.group(self.label, key) for key in sorted(event.views.digests() if event.views else ()))
-        for index, group in enumerate(groups):
-            # Each group gets its own copy: the sender may fold a later event into one of them.
-            notifications.send(group, event if index == 0 else event.copy())
+        # Each group gets its own copy: the sender may fold a later event into one of them.
+        notifications.send_many([(group, event if index == 0 else event.copy()) for index, group in enumerate(groups)])
 
     def event(self) -> Event | None:
         """The event this transaction's changes of the object amount to, as committed."""
@@ -114,20 +118,23 @@ class _Pending:
         if row is None:  # deleted since by another transaction, whose delete notifies
             return None
         data = row.get_live_data() if self.changed or self.created else None
+        # Encoded once, for the instance frame and the live serializer's audiences alike.
+        text = None if data is None else audiences.encode(data)
         return Event(
             self.label,
             self.hashid,
             deleted=False,
             data=data,
+            data_text=text,
             changed=self.changed,
             # Who may see the row may have changed: each subscriber checks it from these values.
             row=rows.encode(row, row.live_access_attnames()) if self.access_changed and not self.created else None,
-            views=self._views(row, data),
+            views=self._views(row, data, text),
             created=self.created,
             origin=self.origin,
         )
 
-    def _views(self, row: Any, data: Any) -> Views | None:
+    def _views(self, row: Any, data: Any, text: str | None) -> Views | None:
         keyed = audiences.audiences_of(row)
         after: audiences.View = (
             frozenset(audiences.digest(key) for key, _ in keyed),
@@ -136,7 +143,7 @@ class _Pending:
         before = None if self.created else (self.before or after)
         if not self.created and not self.changed and before == after:
             return None  # nothing that any view could see changed
-        known = {type(row).get_live_serializer_class(): data} if data is not None else {}
+        known = {type(row).get_live_serializer_class(): (data, text)} if text is not None else {}
         ordered, payloads, visible = audiences.payloads(row, keyed, known)
         old_keys, old_filter = (None, None) if before is None else before
         return Views(old_keys, ordered, payloads, old_filter, after[1], visible)

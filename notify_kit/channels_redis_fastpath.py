@@ -1,8 +1,8 @@
-"""The channels-redis fast path: a batch in two pipelined round trips, full receivers owed, not skipped.
+"""The channels-redis fast path: a batch in two round trips, full receivers owed, not skipped.
 
 ``RedisChannelLayer.group_send`` costs three round trips per message and silently drops a message
-to a server process whose queue is full. This module sends a whole batch in two (read every
-group's members, then one script per group and host) and reports which receiver refused what, so
+to a server process whose queue is full. This module sends a whole batch in two script calls per
+Redis host (read every group's members, then write every group's messages) and reports which receiver refused what, so
 the backlog can owe it the object's latest event. To do that it reads the layer the way its own
 ``group_send`` does, through channels-redis internals: ``_group_key()``, ``connection()``,
 ``consistent_hash()``, ``non_local_name()``, ``get_capacity()``, ``serialize()``, ``prefix``,
@@ -28,17 +28,21 @@ from typing import Any
 
 from .backlog import Backlog, buildable, folded, owe
 from .health import counters, health
+from .layer_messages import BATCH_TYPE, GROUP_PREFIX
 
 logger = logging.getLogger("notify_kit")
 
-# channels-redis' group_send Lua, changed in two ways: a process queue takes this batch's
-# messages for it in order and stops at the first it has no room for (so nothing newer
-# overtakes a refused message), and it reports which one that was instead of dropping it.
-# KEYS: receiver keys of one group on one Redis host. ARGV: first score, expiry, then per key:
-# capacity, n, its n messages. Returns per key the 1-based index of the first refused, or 0.
+# channels-redis' group_send Lua, changed in three ways: a process queue takes this batch's
+# messages for it in order and stops at the first it has no room for (so nothing newer overtakes
+# a refused message); it reports which one that was instead of dropping it; and one call carries
+# every group of a batch for one Redis host (a receiver key may then appear more than once, each
+# time with the messages of one group). Scores rise by a microsecond per message across the call.
+# KEYS: receiver keys on one Redis host. ARGV: first score, expiry, then per key: capacity, n,
+# its n messages. Returns per key the 1-based index of the first refused, or 0.
 GROUP_SEND_LUA = """
 local score, expiry = tonumber(ARGV[1]), tonumber(ARGV[2])
 local at = 3
+local k = 0
 local refused = {}
 for i = 1, #KEYS do
     local capacity, n = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
@@ -46,7 +50,8 @@ for i = 1, #KEYS do
     local first = 0
     for j = 1, n do
         if redis.call('ZCARD', KEYS[i]) < capacity then
-            redis.call('ZADD', KEYS[i], score + j * 0.000001, ARGV[at + 1 + j])
+            k = k + 1
+            redis.call('ZADD', KEYS[i], score + k * 0.000001, ARGV[at + 1 + j])
         else
             first = j
             break
@@ -59,6 +64,18 @@ for i = 1, #KEYS do
     at = at + 2 + n
 end
 return refused
+"""
+
+# What channels-redis' group_send does to read one group's members (expired ones removed, then
+# the rest), for every group of a batch on one host in one call. KEYS: group keys; ARGV: the
+# score below which a membership has expired. Returns per key its channel names.
+MEMBERS_LUA = """
+local found = {}
+for i = 1, #KEYS do
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], 0, tonumber(ARGV[1]))
+    found[i] = redis.call('ZRANGE', KEYS[i], 0, -1)
+end
+return found
 """
 
 # The methods of RedisChannelLayer whose behaviour the fast path copies or depends on: group_send
@@ -85,6 +102,17 @@ KNOWN = {
 }
 
 _verdicts: dict[type, bool] = {}
+
+
+class _Bundle:
+    """The items one bundled message carries (what the backlog owes if it is refused)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+
+
 _redis_layer_class: Any = None
 _last_score = 0.0
 
@@ -152,25 +180,23 @@ def usable(layer: Any) -> bool:
 
 
 async def members(layer: Any, groups: list[str], now: float) -> dict[str, list[str]]:
-    """Every group's channels in one pipelined round trip per Redis host, as group_send reads them."""
+    """Every group's channels in one call per Redis host, as group_send reads them."""
     by_host: dict[int, list[str]] = {}
     for group in groups:
         by_host.setdefault(layer.consistent_hash(group), []).append(group)
     found: dict[str, list[str]] = {}
     for index, names in by_host.items():
-        pipe = layer.connection(index).pipeline(transaction=False)
-        for group in names:
-            key = layer._group_key(group)
-            pipe.zremrangebyscore(key, min=0, max=int(now) - layer.group_expiry)
-            pipe.zrange(key, 0, -1)
-        results = await pipe.execute()
-        for group, channels in zip(names, results[1::2], strict=True):
+        keys = [layer._group_key(group) for group in names]
+        # One command whatever the number of groups: redis-py's cost is per command, and a
+        # batch's events go to two groups or more each (the object's and its audiences').
+        results = await layer.connection(index).eval(MEMBERS_LUA, len(keys), *keys, int(now) - layer.group_expiry)
+        for group, channels in zip(names, results, strict=True):
             found[group] = [channel.decode("utf8") for channel in channels]
     return found
 
 
 async def deliver(layer: Any, items: list[tuple[str, Any]], backlog: Backlog) -> None:
-    """Send a batch (and the backlog) through channels-redis in two pipelined round trips."""
+    """Send a batch (and the backlog) through channels-redis: one call per host to read members, one to write."""
     global _last_score
     now = time.time()
     sequences: dict[str, list[Any]] = {}
@@ -181,20 +207,22 @@ async def deliver(layer: Any, items: list[tuple[str, Any]], backlog: Backlog) ->
             sequences.setdefault(group, [])
     group_members = await members(layer, list(sequences), now)
 
-    # Scores keep each receiver's messages in send order across batches; within a batch the
-    # script adds j microseconds to the j-th message of a key.
+    # Scores keep each receiver's messages in send order across batches; within a call the script
+    # adds k microseconds to the k-th message it writes.
     score = max(now, _last_score + 0.000001)
-    longest = 0
-    # host -> [(group, keys, script args, per key [owed since, starts with an owed event, *sequence])]
-    calls: dict[int, list[tuple[str, list[str], list[Any], list[list[Any]]]]] = {}
+    # host -> (receiver keys, script args, per key [group, owed since, starts with an owed event, *sequence])
+    calls: dict[int, tuple[list[str], list[Any], list[list[Any]]]] = {}
+    total = 0
     built: dict[int, dict[str, Any]] = {}  # one to_message() per item, shared by its receivers
     for group, new in sequences.items():
         new = buildable(new, built, group)
+        # Only notify_kit's own groups, whose members are NotificationConsumers (which handle
+        # BATCH_TYPE), and only events: a project's own message to its own group goes alone.
+        bundles = group.startswith(GROUP_PREFIX) and all(hasattr(item, "absorb") for item in new)
         receivers: dict[str, list[str]] = {}
         for channel in group_members[group]:
             receivers.setdefault(layer.prefix + layer.non_local_name(channel), []).append(channel)
         owed = backlog.take(group)
-        by_host: dict[int, tuple[list[str], list[Any], list[list[Any]]]] = {}
         for key, channels in receivers.items():
             sequence: list[Any] = list(new)
             since, owed_first = now, False
@@ -216,24 +244,28 @@ async def deliver(layer: Any, items: list[tuple[str, Any]], backlog: Backlog) ->
             if not sequence:
                 continue
             host = layer.consistent_hash(layer.non_local_name(channels[0]))
-            keys, args, sent = by_host.setdefault(host, ([], [], []))
+            keys, args, sent = calls.setdefault(host, ([], [], []))
+            if len(sequence) > 1 and bundles:
+                # One message for the whole sequence: taken or refused as one (refused, the
+                # backlog owes all of it, folded), so the receiver's order is kept either way.
+                messages = [{"type": BATCH_TYPE, "messages": [built[id(item)] for item in sequence]}]
+                sent.append([group, since, owed_first, _Bundle(sequence)])
+            else:
+                messages = [built[id(item)] for item in sequence]
+                sent.append([group, since, owed_first, *sequence])
             keys.append(key)
-            args += [layer.get_capacity(channels[0]), len(sequence)]
-            args += [layer.serialize({**built[id(item)], "__asgi_channel__": channels}) for item in sequence]
-            sent.append([since, owed_first, *sequence])
-            longest = max(longest, len(sequence))
-        for host, (keys, args, sent) in by_host.items():
-            calls.setdefault(host, []).append((group, keys, args, sent))
-    _last_score = score + longest * 0.000001
+            args += [layer.get_capacity(channels[0]), len(messages)]
+            args += [layer.serialize({**message, "__asgi_channel__": channels}) for message in messages]
+            total += len(sequence)
+    _last_score = score + total * 0.000001
 
-    for index, host_calls in calls.items():
-        pipe = layer.connection(index).pipeline(transaction=False)
-        for _group, keys, args, _sent in host_calls:
-            pipe.eval(GROUP_SEND_LUA, len(keys), *keys, repr(score), layer.expiry, *args)
-        results = await pipe.execute()
-        for (group, keys, _args, sent), refused in zip(host_calls, results, strict=True):
-            for key, first, (since, owed_first, *sequence) in zip(keys, refused, sent, strict=True):
-                if owed_first and first != 1:
-                    backlog.progress_at = time.monotonic()
-                if first:
-                    owe(backlog, group, key, sequence[first - 1 :], since)
+    for index, (keys, args, sent) in calls.items():
+        # One script call per host for the whole batch, every group in it.
+        refused = await layer.connection(index).eval(GROUP_SEND_LUA, len(keys), *keys, repr(score), layer.expiry, *args)
+        for key, first, (group, since, owed_first, *sequence) in zip(keys, refused, sent, strict=True):
+            if owed_first and first != 1:
+                backlog.progress_at = time.monotonic()
+            if first:
+                if isinstance(sequence[0], _Bundle):
+                    sequence = sequence[0].items
+                owe(backlog, group, key, sequence[first - 1 :], since)

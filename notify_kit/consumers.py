@@ -51,7 +51,9 @@ ECHO_MODES = frozenset({"skip", "mark"})
 #: close only with 1000 or 3000-4999, and raises on anything else (django/daphne#374).
 LAYER_UNAVAILABLE_FALLBACK_CLOSE_CODE = 4013
 # Handlers that need no database connection cleanup first (see the module docstring).
-_NO_CLEANUP = frozenset({"websocket.receive", notifications.EVENT_TYPE, notifications.RECHECK_TYPE})
+_NO_CLEANUP = frozenset(
+    {"websocket.receive", notifications.EVENT_TYPE, notifications.RECHECK_TYPE, notifications.BATCH_TYPE}
+)
 
 
 class NotificationConsumer(SubscribingMixin, AsyncJsonWebsocketConsumer):
@@ -185,6 +187,12 @@ class NotificationConsumer(SubscribingMixin, AsyncJsonWebsocketConsumer):
         else:
             await self._leave(subscriptions.identity(label, None, self._filter(label, request)[0]))
         await self.send_json(answer)
+
+    async def notify_batch(self, batch: dict[str, Any]) -> None:
+        """Several events in one channel-layer message: each handled as if it had come alone, in order."""
+        for event in batch["messages"]:
+            if event.get("type") == notifications.EVENT_TYPE:
+                await self.notify_event(event)
 
     async def notify_event(self, event: dict[str, Any]) -> None:
         """Forward an event to each subscription it concerns, decided from the event alone."""

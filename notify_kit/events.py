@@ -94,8 +94,8 @@ class Views:
 class Event:
     """One object's change after commit: created, updated, deleted, or a change of who may see it."""
 
-    __slots__ = ("_message", "changed", "coalesced", "created", "data", "deleted", "hashid", "ids", "label",
-                 "origin", "row", "views")  # fmt: skip
+    __slots__ = ("_message", "changed", "coalesced", "created", "data", "data_text", "deleted", "hashid", "ids",
+                 "label", "origin", "row", "views")  # fmt: skip
 
     def __init__(
         self,
@@ -109,8 +109,12 @@ class Event:
         views: Views | None = None,
         created: bool = False,
         origin: str | None = None,
+        data_text: str | None = None,
     ) -> None:
         self.label, self.hashid, self.deleted, self.data = label, hashid, deleted, data
+        # ``data`` as JSON text (audiences.encode), when the writer encoded it already for the
+        # audiences' payloads: the frame embeds it instead of encoding the same data again.
+        self.data_text = data_text
         self.changed, self.row, self.coalesced = set(changed), row, 0
         self.views, self.created, self.origin = views, created, origin
         self.ids = [new_id()]
@@ -127,7 +131,7 @@ class Event:
             return False
         if newer.has_frame or newer.created:
             # A frame-less event has no data of its own: the last frame's data stays the newest.
-            self.data = newer.data
+            self.data, self.data_text = newer.data, newer.data_text
             self.coalesced += (1 if self.has_frame else 0) + newer.coalesced
         self.deleted = newer.deleted
         self.changed |= newer.changed
@@ -144,7 +148,8 @@ class Event:
     def copy(self) -> Event:
         """An independent copy (the sender folds into it for one receiver or group only)."""
         twin = Event(self.label, self.hashid, deleted=self.deleted, data=self.data, changed=self.changed, row=self.row,
-                     views=self.views, created=self.created, origin=self.origin)  # fmt: skip
+                     views=self.views, created=self.created, origin=self.origin,
+                     data_text=self.data_text)  # fmt: skip
         twin.coalesced, twin.ids, twin._message = self.coalesced, list(self.ids), self._message
         return twin
 
@@ -170,6 +175,14 @@ class Event:
 
     def render(self) -> str:
         """The instance subscribers' wire frame."""
+        if self.data_text is not None and not self.deleted:
+            # The same bytes json.dumps gives for the whole frame (compact separators, UTF-8,
+            # keys in this order), with the data encoded once for frame and payloads alike.
+            return "".join((
+                '{"type":"updated","model":', _dumps(self.label), ',"id":', _dumps(self.hashid),
+                ',"data":', self.data_text, ',"changed":', _dumps(sorted(self.changed)),
+                f',"coalesced":{self.coalesced}}}' if self.coalesced else "}",
+            ))  # fmt: skip
         payload: dict[str, Any] = {
             "type": "deleted" if self.deleted else "updated",
             "model": self.label,
@@ -180,4 +193,8 @@ class Event:
             payload["changed"] = sorted(self.changed)
             if self.coalesced:
                 payload["coalesced"] = self.coalesced
-        return json.dumps(payload, cls=JSONEncoder, ensure_ascii=False, separators=(",", ":"))
+        return _dumps(payload)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, cls=JSONEncoder, ensure_ascii=False, separators=(",", ":"))

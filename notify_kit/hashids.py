@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from django.db import models
 from hashids import Hashids
 
-from .conf import settings
+from .conf import DEFAULTS, settings
 
 
 @lru_cache(maxsize=256)
@@ -53,7 +53,10 @@ def _check(model: type[models.Model], pk: int) -> int:
 
 def encode(model: type[models.Model], pk: int) -> str:
     """Return the HashID of primary key ``pk`` of ``model``."""
-    return _encode(model, _secret(), int(settings.HASHIDS_MIN_LENGTH), int(pk))
+    # The NOTIFY_KIT dict read once, not once per setting: this runs a few times per save.
+    user = getattr(django_settings, "NOTIFY_KIT", None) or {}
+    secret = user.get("HASHIDS_SALT") or django_settings.SECRET_KEY
+    return _encode(model, secret, int(user.get("HASHIDS_MIN_LENGTH", DEFAULTS["HASHIDS_MIN_LENGTH"])), int(pk))
 
 
 @lru_cache(maxsize=8192)

@@ -30,8 +30,10 @@ from channels.layers import InMemoryChannelLayer
 from . import capture, delivery, health, leaves, sender_thread
 from .backlog import Coalescable
 from .conf import settings
+from .layer_messages import BATCH_TYPE, EVENT_TYPE, GROUP_PREFIX, RECHECK_TYPE
 
 __all__ = [
+    "BATCH_TYPE",
     "EVENT_TYPE",
     "RECHECK_TYPE",
     "Coalescable",
@@ -42,17 +44,12 @@ __all__ = [
     "group_discard",
     "group_name",
     "send",
+    "send_many",
     "stats",
 ]
 
 logger = logging.getLogger("notify_kit")
 
-#: Channel-layer message type of a notification; the consumer's handler is ``notify_event``.
-EVENT_TYPE = "notify.event"
-#: Message type asking every subscriber of a group to check its access again (``notify_recheck``).
-RECHECK_TYPE = "notify.recheck"
-
-_GROUP_PREFIX = "notify_kit."
 _MAX_GROUP_LENGTH = 99  # Channels rejects group names of 100 characters or more.
 
 
@@ -71,12 +68,12 @@ def stats() -> dict[str, int]:
 
 def group_name(label: str, hashid: str) -> str:
     """Return the channel-layer group of one object: ``notify_kit.<app>.<model>.<hashid>``."""
-    name = f"{_GROUP_PREFIX}{label.lower()}.{hashid}"
+    name = f"{GROUP_PREFIX}{label.lower()}.{hashid}"
     if len(name) > _MAX_GROUP_LENGTH or not name.isascii():
         # Long or non-ASCII app or model names (identifiers may be non-ASCII; group names may
         # not): a digest keeps the name valid and still unique per model.
         digest = hashlib.sha256(label.lower().encode()).hexdigest()[:24]
-        name = f"{_GROUP_PREFIX}{digest}.{hashid}"
+        name = f"{GROUP_PREFIX}{digest}.{hashid}"
     return name
 
 
@@ -87,8 +84,15 @@ def send(group: str, message: dict[str, Any] | Coalescable) -> None:
     in the order they were sent. A Coalescable (model events are) may be folded into a newer
     one for the same group if the sender falls behind on that group.
     """
+    send_many([(group, message)])
+
+
+def send_many(items: list[tuple[str, dict[str, Any] | Coalescable]]) -> None:
+    """``send`` for several (group, message) pairs, in order, with one hand-over; never raises."""
     if capture.sinks:  # notify_kit.testing is recording: recorded instead of sent
-        return capture.deliver(group, message)
+        for group, message in items:
+            capture.deliver(group, message)
+        return
     alias = delivery.current_alias()
     try:
         in_memory = isinstance(delivery.get_layer(alias), InMemoryChannelLayer)
@@ -101,7 +105,7 @@ def send(group: str, message: dict[str, Any] | Coalescable) -> None:
             return  # no consumer in this process: nobody the in-memory layer could reach
     else:
         sender = sender_thread.background()
-    sender.submit(alias, group, message)
+    sender.submit_many(alias, items)
 
 
 async def asend(group: str, message: dict[str, Any]) -> bool:

@@ -51,8 +51,7 @@ def _on_save(
         if created:
             changes.record_create(instance, using, written=rows.snapshot(instance, None))
             return
-        changed = trackers.changed_fields(instance, update_fields)
-        access_changed = trackers.access_changed(instance, update_fields)
+        changed, access_changed = trackers.changes(instance, update_fields)
         if changed or access_changed:
             changes.record_update(
                 instance,
@@ -61,10 +60,17 @@ def _on_save(
                 access_changed=access_changed,
                 written=rows.snapshot(instance, update_fields),
                 # Called only for the first change of the object in the transaction.
-                before=lambda: audiences.view_of(trackers.previous(instance)) if access_changed else None,
+                before=lambda: _view_before(instance) if access_changed else None,
             )
     except Exception:  # never fail the user's save over a notification
         logger.exception("notify_kit: could not record a change of %s", sender._meta.label)
+
+
+def _view_before(instance: models.Model) -> audiences.View | None:
+    """Who could see the row before this save (the trackers' previous values); None: as after it."""
+    if audiences.view_is_constant(type(instance)):
+        return None  # every row has the same view: nothing to read, no copy of the row
+    return audiences.view_of(trackers.previous(instance))
 
 
 def _on_pre_delete(sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any) -> None:

@@ -26,6 +26,7 @@ import decimal
 import json
 import uuid
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any
 
 from django.db import models
@@ -89,15 +90,25 @@ def _plain(value: Any) -> Any:
 def encode(instance: models.Model, attnames: frozenset[str] | None = None) -> str:
     """The committed values of ``instance`` (all concrete fields, or ``attnames`` and the pk) as text."""
     values: dict[str, Any] = {}
-    pk_name = type(instance)._meta.pk.attname
-    for field in _concrete(type(instance)):
-        if attnames is not None and field.attname not in attnames and field.attname != pk_name:
-            continue
+    for field, binary in _encoded_fields(type(instance), attnames):
         value = field.value_from_object(instance)
-        if value is not None and isinstance(field, models.BinaryField):
+        if binary and value is not None:
             value = field.value_to_string(instance)  # base64, which BinaryField.to_python reads back
         values[field.attname] = value
     return json.dumps(values, default=_plain, separators=(",", ":"))
+
+
+@lru_cache(maxsize=512)
+def _encoded_fields(
+    model: type[models.Model], attnames: frozenset[str] | None
+) -> tuple[tuple[models.Field[Any, Any], bool], ...]:
+    # Which fields an encoded row carries is fixed per model: decided once, not per event.
+    pk_name = model._meta.pk.attname
+    return tuple(
+        (field, isinstance(field, models.BinaryField))
+        for field in _concrete(model)
+        if attnames is None or field.attname in attnames or field.attname == pk_name
+    )
 
 
 def decode(model: type[models.Model], text: str) -> models.Model:

@@ -5,7 +5,10 @@ Sync callers (``save()`` in a view, the shell, a Celery task) hand a message to 
 sender_thread.py's business. The design choice is one batch in flight at a time per sender: what
 queues up while a batch is on its way goes out as the next batch, shared fairly between groups,
 so messages to one group go out in order and a burst costs a few pipelined round trips instead of
-several per message. An object's updates fold into one (``Coalescable``) only once the sender is
+several per message. The loop is woken only when it is idle, by the first submit, and starts at
+once; while a batch is on its way nothing wakes it (the runner looks at the inbox again when the
+batch is done), so a burst costs no wake-up per save and a lone save waits for no timer. An
+object's updates fold into one (``Coalescable``) only once the sender is
 really behind on it (``COALESCE_AFTER``). Deliveries a full receiver refused wait in a ``Backlog``
 per layer and are retried with backoff, and ``flush()`` waits for them while receivers keep
 taking them.
@@ -24,9 +27,13 @@ from .backlog import Backlog, Coalescable
 from .conf import settings
 from .health import counters, health
 
-# A woken sender waits this long before draining what sync callers queued, so that a burst of
-# saves costs one wake-up of its thread (and one GIL hand-off) instead of one per save.
-_BATCH_DELAY = 0.001
+# After a batch, while saves keep coming, the runner waits this long for the next batch to fill
+# up before taking it, unless _GATHER_ENOUGH messages wait already. A batch costs two round trips
+# and a task whatever its size, and the writer needs the GIL to produce: batches of one or two
+# messages made the sender's per-batch costs the larger part of a save. A lone save (the sender
+# idle) goes out at once: the runner is started by its wake-up, not after a wait.
+_GATHER = 0.001
+_GATHER_ENOUGH = 64
 # Most messages one pipelined batch carries: enough to amortise the round trips of a burst,
 # few enough that one batch cannot hold the loop for long.
 _MAX_BATCH = 256
@@ -45,7 +52,9 @@ class Sender:
         self.loop = loop
         # Producers append here from any thread; the loop moves items to per-group queues.
         self._inbox: deque[tuple[str, str, Any]] = deque()
-        self._wake_scheduled = False
+        # True from the submit that woke the loop until the runner finds the inbox empty: while
+        # it is set, the loop will look at the inbox again without being woken.
+        self._awake = False
         # Loop thread only from here on.
         self._queues: dict[tuple[str, str], deque[Any]] = {}
         self._runner: asyncio.Task[None] | None = None
@@ -58,41 +67,46 @@ class Sender:
 
     def submit(self, alias: str, group: str, message: dict[str, Any] | Coalescable) -> None:
         """Queue a message (or a Coalescable) from any thread; returns at once."""
+        self.submit_many(alias, [(group, message)])
+
+    def submit_many(self, alias: str, items: list[tuple[str, Any]]) -> None:
+        """Queue several (group, message) pairs at once, in order; returns at once."""
         limit = int(settings.MAX_PENDING)
         with self._lock:
-            if self._pending >= limit:
-                overflow = True
-            else:
-                overflow = False
-                self._pending += 1
-                self._inbox.append((alias, group, message))
-                # Wake the loop only when it is not already due to drain the inbox: waking it
-                # writes to its self-pipe, and under load that write, contending for the GIL
-                # with the sender thread, was the single largest cost of a save.
-                wake, self._wake_scheduled = not self._wake_scheduled, True
-        if overflow:
-            health.dropped_overflow(1)
-            return
+            room = max(0, min(len(items), limit - self._pending))
+            self._pending += room
+            self._inbox.extend((alias, group, message) for group, message in items[:room])
+            # Wake the loop only when it is idle. While a batch is on its way the runner looks
+            # at the inbox again when it ends, so a burst of saves costs one wake-up (one write
+            # to the loop's self-pipe, one GIL hand-off) instead of one per save, and an idle
+            # sender starts at once: no timer, no wait for company.
+            wake = room > 0 and not self._awake
+            if wake:
+                self._awake = True
+        if room < len(items):
+            health.dropped_overflow(len(items) - room)
         if wake:
             try:
-                self.loop.call_soon_threadsafe(self.loop.call_later, _BATCH_DELAY, self._drain_inbox)
+                self.loop.call_soon_threadsafe(self._drain_inbox)
             except RuntimeError:  # the loop was closed under us (interpreter or test teardown)
                 with self._lock:
                     self._pending -= len(self._inbox)
                     self._inbox.clear()
-                    self._wake_scheduled = False
+                    self._awake = False
 
     def _done(self, count: int = 1) -> None:
         with self._lock:
             self._pending -= count
 
-    def _drain_inbox(self) -> None:
+    def _move_inbox(self) -> None:
         with self._lock:
             items = list(self._inbox)
             self._inbox.clear()
-            self._wake_scheduled = False
         for alias, group, message in items:
             self._enqueue(alias, group, message)
+
+    def _drain_inbox(self) -> None:
+        self._move_inbox()
         self._start()
 
     def _enqueue(self, alias: str, group: str, message: Any) -> None:
@@ -117,16 +131,36 @@ class Sender:
     async def _run(self) -> None:
         # One batch in flight at a time: what queues up meanwhile goes out in the next batch,
         # so a burst costs a few pipelined round trips instead of several per message.
-        while self._queues:
-            batch = self._take_batch()
-            by_alias: dict[str, list[tuple[str, Any]]] = {}
-            for alias, group, item in batch:
-                by_alias.setdefault(alias, []).append((group, item))
-            for alias, items in by_alias.items():
-                try:
-                    await delivery.bounded(delivery.deliver(alias, items, self._backlog(alias)), len(items))
-                finally:
-                    self._done(len(items))
+        finished = False
+        try:
+            while True:
+                self._move_inbox()
+                if not self._queues:
+                    with self._lock:
+                        if self._inbox:
+                            continue
+                        self._awake = False  # the next submit wakes the loop
+                    finished = True
+                    break
+                batch = self._take_batch()
+                by_alias: dict[str, list[tuple[str, Any]]] = {}
+                for alias, group, item in batch:
+                    by_alias.setdefault(alias, []).append((group, item))
+                for alias, items in by_alias.items():
+                    try:
+                        await delivery.bounded(delivery.deliver(alias, items, self._backlog(alias)), len(items))
+                    finally:
+                        self._done(len(items))
+                if self._inbox and len(self._inbox) < _GATHER_ENOUGH:
+                    await asyncio.sleep(_GATHER)  # a stream of saves: let the next batch fill up
+        finally:
+            if not finished:
+                # Left early (cancelled with the loop, or a bug): what is still waiting must not
+                # wait for a wake-up that submit() does not send while _awake is set.
+                with self._lock:
+                    again = self._awake = bool(self._inbox) or bool(self._queues)
+                if again and not self.loop.is_closed():
+                    self.loop.call_soon(self._drain_inbox)
         self._schedule_retry()
 
     def _take_batch(self) -> list[tuple[str, str, Any]]:
@@ -171,14 +205,12 @@ class Sender:
         for alias, backlog in list(self._backlogs.items()):
             if backlog:
                 await delivery.bounded(delivery.deliver(alias, [], backlog), 0)
-        if self._queues:
-            await self._run()
-        else:
-            self._schedule_retry()
+        # Then what was submitted meanwhile (no wake-up came for it: the runner was busy).
+        await self._run()
 
     async def _idle(self) -> bool:
-        # Items still waiting out _BATCH_DELAY were submitted too: drain them now, or an exit
-        # flush would return before they are even queued and they would die with the process.
+        # Items still in the inbox were submitted too: queue them now, or an exit flush could
+        # return before they are even queued and they would die with the process.
         self._drain_inbox()
         await self._runner_done()
         # Then what full receivers are still owed (a writer that exits right after a burst would

@@ -256,4 +256,5 @@ def sent(monkeypatch):
 
     recorder = Recorder()
     monkeypatch.setattr(notifications, "send", recorder)
+    monkeypatch.setattr(notifications, "send_many", recorder.many)
     return recorder

@@ -33,7 +33,19 @@ class Listener:
         await notifications.group_discard(self.group, self.channel)
 
     async def receive(self, timeout=3):
-        return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+        """The next message, as the consumer handles it: a bundle (BATCH_TYPE) one event at a time."""
+        if getattr(self, "_unpacked", None):
+            return self._unpacked.pop(0)
+        message = await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+        if message["type"] == notifications.BATCH_TYPE:
+            self.bundles = getattr(self, "bundles", 0) + 1
+            message, *self._unpacked = message["messages"]
+        return message
+
+    async def fill(self, count):
+        """Take ``count`` places in this channel's server-process queue (a receiver that lags)."""
+        for index in range(count):
+            await self.layer.send(self.channel, {"type": "filler", "index": index})
 
     async def nothing(self, timeout=0.2):
         with pytest.raises(TimeoutError):
@@ -75,6 +87,11 @@ class Recorder(list):
         # Models hand over a Coalescable event; the message is what the sender would send.
         message = item.to_message() if hasattr(item, "to_message") else item
         (self.audience_sends if ".a." in group else self).append((group, message))
+
+    def many(self, items):
+        """Stands in for ``notifications.send_many``: each pair as one ``send``."""
+        for group, item in items:
+            self(group, item)
 
     @property
     def frames(self):

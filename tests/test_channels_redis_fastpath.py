@@ -31,9 +31,11 @@ def tiny_redis_capacity(redis_layer, settings):
 
 
 async def test_a_full_receiver_is_owed_the_final_state(tiny_redis_capacity):
-    # channels-redis' own group_send would drop updates 3..10 here, the final state with them.
+    # channels-redis' own group_send would drop every update here, the final state with them.
     async with Listener("notify_kit.testapp.note.full") as listener:
-        await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(1, 11)])
+        await listener.fill(2)  # the receiver's process queue is full before the first update
+        for index in range(1, 11):
+            await asyncio.to_thread(notifications.send, listener.group, note_event(index))
 
         # A flush (an exiting writer) waits while the receiver takes what it is owed.
         def flush_then_look():
@@ -41,12 +43,14 @@ async def test_a_full_receiver_is_owed_the_final_state(tiny_redis_capacity):
             return flushed, any(sender_thread._background.current()._backlogs.values())
 
         flushing = asyncio.ensure_future(asyncio.to_thread(flush_then_look))
-        frames = [json.loads((await listener.receive())["text"]) for _ in range(3)]
+        fillers = [await listener.receive() for _ in range(2)]
+        frames = [json.loads((await listener.receive())["text"])]
         assert await flushing == (True, False)
         await listener.nothing(0.3)
-    assert [f["data"]["title"] for f in frames] == ["1", "2", "10"]
-    assert [f.get("coalesced", 0) for f in frames] == [0, 0, 7]
-    assert frames[-1]["changed"] == sorted(f"f{i}" for i in range(3, 11))
+    assert [f["type"] for f in fillers] == ["filler", "filler"]
+    assert [f["data"]["title"] for f in frames] == ["10"]
+    assert [f.get("coalesced", 0) for f in frames] == [9]
+    assert frames[-1]["changed"] == sorted(f"f{i}" for i in range(1, 11))
     assert notifications.stats()["deferred"] >= 1
 
 
@@ -54,25 +58,53 @@ async def test_a_full_receiver_keeps_its_order(tiny_redis_capacity, monkeypatch)
     # Updates sent after a refusal fold into the owed event instead of overtaking it.
     monkeypatch.setattr(nk_sender, "_STALLED", 0.1)
     async with Listener("notify_kit.testapp.note.full") as listener:
-        await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(1, 4)])
-        # Nobody reads yet: the flush gives up on the stalled receiver, with 3 owed to it.
+        await listener.fill(1)
+        # One hand-over, one batch: the three go to the receiver as one message, its last place.
+        await asyncio.to_thread(notifications.send_many, [(listener.group, note_event(i)) for i in range(1, 4)])
+        assert await asyncio.to_thread(notifications.flush, 5) is True
+        # Nobody reads yet: these are refused, and the flush gives up on the stalled receiver.
+        await asyncio.to_thread(notifications.send_many, [(listener.group, note_event(i)) for i in range(4, 6)])
         started = time.monotonic()
         assert await asyncio.to_thread(notifications.flush, 5) is False
         assert time.monotonic() - started < 1
-        await asyncio.to_thread(lambda: [notifications.send(listener.group, note_event(i)) for i in range(4, 6)])
+        await asyncio.to_thread(notifications.send, listener.group, note_event(6))
         await asyncio.to_thread(notifications.flush, 0.2)
-        frames = [json.loads((await listener.receive())["text"]) for _ in range(3)]
+        assert (await listener.receive())["type"] == "filler"
+        frames = [json.loads((await listener.receive())["text"]) for _ in range(4)]
         await listener.nothing(0.3)
         # Room again: the next event goes out as itself.
-        await asyncio.to_thread(notifications.send, listener.group, note_event(6, deleted=True))
+        await asyncio.to_thread(notifications.send, listener.group, note_event(7, deleted=True))
         frames.append(json.loads((await listener.receive())["text"]))
     assert [(f["type"], f.get("data", {}).get("title"), f.get("coalesced", 0)) for f in frames] == [
         ("updated", "1", 0),
         ("updated", "2", 0),
-        ("updated", "5", 2),
+        ("updated", "3", 0),
+        ("updated", "6", 2),
         ("deleted", None, 0),
     ]
-    assert frames[2]["changed"] == ["f3", "f4", "f5"]
+    assert frames[3]["changed"] == ["f4", "f5", "f6"]
+    assert listener.bundles == 1
+
+
+async def test_events_for_one_receiver_in_one_batch_travel_as_one_message(redis_layer):
+    # The receiving process pops, decodes and dispatches once for the lot, each event kept whole.
+    async with Listener("notify_kit.testapp.note.bundle") as listener:
+        await asyncio.to_thread(notifications.send_many, [(listener.group, note_event(i)) for i in range(1, 6)])
+        frames = [json.loads((await listener.receive())["text"]) for _ in range(5)]
+        await listener.nothing(0.2)
+    assert [f["data"]["title"] for f in frames] == ["1", "2", "3", "4", "5"]
+    assert listener.bundles == 1
+
+
+async def test_a_projects_own_messages_are_never_bundled(redis_layer):
+    # Another consumer may be in a group of the project's own: it has no notify_batch handler.
+    async with Listener("project.room") as listener:
+        await asyncio.to_thread(
+            notifications.send_many, [(listener.group, {"type": "chat.message", "n": i}) for i in range(3)]
+        )
+        got = [await listener.receive() for _ in range(3)]
+    assert [m["n"] for m in got] == [0, 1, 2]
+    assert getattr(listener, "bundles", 0) == 0
 
 
 # Drift: the channels-redis internals the fast path relies on

@@ -104,7 +104,13 @@ class Receiver:
             await notifications.group_discard(group, self.channel)
 
     async def receive(self, timeout: float = 3):
-        return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+        """The next message, as the consumer handles it: a bundle (BATCH_TYPE) one event at a time."""
+        if getattr(self, "_unpacked", None):
+            return self._unpacked.pop(0)
+        message = await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+        if message["type"] == notifications.BATCH_TYPE:
+            message, *self._unpacked = message["messages"]
+        return message
 
     async def nothing(self, timeout: float = 0.2):
         with pytest.raises(TimeoutError):
@@ -173,9 +179,13 @@ async def test_full_receivers_on_both_hosts_are_owed_the_final_state(sharded, se
                     for receiver in receivers:
                         notifications.send(receiver.groups[0], note_event(index))
 
+            # Full before the first update: two plain messages each (never bundled) take the places.
+            fillers = [(r.groups[0], {"type": "filler"}) for r in receivers for _ in range(2)]
+            await asyncio.to_thread(notifications.send_many, fillers)
+            assert await asyncio.to_thread(notifications.flush, 5)
             deferred = notifications.stats()["deferred"]
             await asyncio.to_thread(burst)
-            # Nobody reads yet: each queue takes two, the rest is owed, once per receiver.
+            # Nobody reads yet: every update is refused and owed, once per receiver.
             for _ in range(500):
                 if notifications.stats()["deferred"] - deferred >= 2:
                     break
@@ -195,15 +205,17 @@ async def test_full_receivers_on_both_hosts_are_owed_the_final_state(sharded, se
                 return flushed, any(sender_thread._background.current()._backlogs.values())
 
             flushing = asyncio.ensure_future(asyncio.to_thread(flush_then_look))
-            frames = [[json.loads((await r.receive())["text"]) for _ in range(3)] for r in receivers]
+            fillers = [[(await r.receive())["type"] for _ in range(2)] for r in receivers]
+            frames = [[json.loads((await r.receive())["text"])] for r in receivers]
             assert await flushing == (True, False)
             for receiver in receivers:
                 await receiver.nothing(0.3)
     finally:
         await sharded.close()
+    assert fillers == [["filler", "filler"], ["filler", "filler"]]
     for received in frames:
-        assert [f["data"]["title"] for f in received] == ["1", "2", "10"]
-        assert [f.get("coalesced", 0) for f in received] == [0, 0, 7]
+        assert [f["data"]["title"] for f in received] == ["10"]
+        assert [f.get("coalesced", 0) for f in received] == [9]
     assert fast_path_calls
 
 

@@ -149,6 +149,25 @@ async def test_receives_updated_with_changed_and_data(layer, ws, alice, note):
         assert await client.nothing()
 
 
+async def test_a_bundle_of_events_is_forwarded_as_one_frame_each_in_order(layer, ws, alice, note):
+    # The channels-redis fast path bundles one batch's events for one server process (BATCH_TYPE).
+    from notify_kit.delivery import get_layer
+    from notify_kit.events import Event
+
+    async with ws(alice) as client:
+        await client.subscribe(note)
+        events = [
+            Event("testapp.note", note.hashid, deleted=False, data={"n": n}, changed={"title"}).to_message()
+            for n in range(3)
+        ]
+        bundle = {"type": notifications.BATCH_TYPE, "messages": events}
+        await get_layer().group_send(note.get_live_group_name(), bundle)
+        assert [(await client.receive())["data"]["n"] for _ in range(3)] == [0, 1, 2]
+        # The same bundle again (through another of the socket's groups, say): forwarded once.
+        await get_layer().group_send(note.get_live_group_name(), bundle)
+        assert await client.nothing()
+
+
 async def test_untracked_change_sends_nothing(layer, ws, alice, note):
     async with ws(alice) as client:
         await client.subscribe(note)

@@ -575,10 +575,10 @@ def test_inactive_user_is_refused_even_by_an_object_backend(object_backend, monk
 
 @on_commit_db
 def test_failing_send_does_not_fail_the_save(monkeypatch, note, caplog):
-    def broken_send(group, message):
+    def broken_send(items):
         raise RuntimeError("layer exploded")
 
-    monkeypatch.setattr(notifications, "send", broken_send)
+    monkeypatch.setattr(notifications, "send_many", broken_send)
     after = []
     with transaction.atomic():
         edit(note, title="kept")
@@ -592,10 +592,10 @@ def test_failing_send_does_not_fail_the_save(monkeypatch, note, caplog):
 
 @on_commit_db
 def test_failing_send_does_not_fail_the_delete(monkeypatch, note):
-    def broken_send(group, message):
+    def broken_send(items):
         raise RuntimeError("layer exploded")
 
-    monkeypatch.setattr(notifications, "send", broken_send)
+    monkeypatch.setattr(notifications, "send_many", broken_send)
     after = []
     with transaction.atomic():
         note.delete()

@@ -194,7 +194,7 @@ def _queries(count, write, owner):
     Memo.objects.all().delete()
     rows = memos(owner, count)
     recorder, marks = Recorder(), []
-    original, notifications.send = notifications.send, recorder
+    original, notifications.send_many = notifications.send_many, recorder.many
     try:
         with CaptureQueriesContext(connection) as captured:
             with transaction.atomic():
@@ -204,7 +204,7 @@ def _queries(count, write, owner):
                 write(rows)
                 in_transaction = len(captured) - start
     finally:
-        notifications.send = original
+        notifications.send_many = original
     return in_transaction, len(captured) - marks[0], len(recorder)
 
 
