@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import hashlib
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
@@ -114,7 +113,11 @@ def payloads(
 
 def encode(data: Any) -> str:
     """JSON exactly as frames are encoded (DRF's encoder, compact, UTF-8)."""
-    return json.dumps(data, cls=JSONEncoder, ensure_ascii=False, separators=(",", ":"))
+    return _encode(data)
+
+
+# One encoder object for every payload: json.dumps(cls=...) builds a new one on every call.
+_encode = JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 # -- filters ----------------------------------------------------------------------------------

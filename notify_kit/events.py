@@ -26,7 +26,6 @@ one of no origin, which every subscriber receives: skipping it would hide the ot
 from __future__ import annotations
 
 import itertools
-import json
 import secrets
 from typing import Any
 
@@ -196,5 +195,5 @@ class Event:
         return _dumps(payload)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, cls=JSONEncoder, ensure_ascii=False, separators=(",", ":"))
+# One encoder for every frame: json.dumps(cls=...) builds a new encoder object on every call.
+_dumps = JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

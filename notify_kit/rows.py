@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import models
+from django.db.models.query_utils import DeferredAttribute
 from django.utils.duration import duration_iso_string
 
 #: A snapshot of the written values: attname -> value, or None when they are not the whole row.
@@ -77,6 +78,21 @@ def committed(instance: models.Model, written: Snapshot, using: str) -> models.M
     return type(instance)._base_manager.using(using).filter(pk=instance.pk).first()
 
 
+def plain_column(model: type, attname: str) -> bool:
+    """Whether reading ``attname`` on an instance gives the value in its ``__dict__``.
+
+    Django's own DeferredAttribute does (django-model-utils' tracker wraps it, keeping that);
+    a field with a descriptor of its own (FileField's FieldFile, a money or encrypted field)
+    does not, and is left to DRF.
+    """
+    for klass in model.__mro__:
+        if attname in vars(klass):
+            found = vars(klass)[attname]
+            found = getattr(found, "descriptor", found)  # model_utils' DescriptorWrapper
+            return type(found) is DeferredAttribute
+    return False
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime.timedelta):
         return duration_iso_string(value)
@@ -87,25 +103,34 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} cannot travel in an event's row")
 
 
+# One encoder object for every row: json.dumps(default=...) builds a new one on every call.
+_encoder = json.JSONEncoder(default=_plain, separators=(",", ":"))
+
+
 def encode(instance: models.Model, attnames: frozenset[str] | None = None) -> str:
     """The committed values of ``instance`` (all concrete fields, or ``attnames`` and the pk) as text."""
     values: dict[str, Any] = {}
-    for field, binary in _encoded_fields(type(instance), attnames):
-        value = field.value_from_object(instance)
+    state = instance.__dict__
+    for field, binary, plain in _encoded_fields(type(instance), attnames):
+        # A plain column's loaded value as it is: what value_from_object reads, minus the
+        # descriptor django-model-utils wraps around tracked fields. Anything else (a deferred
+        # value, a field with a descriptor of its own) is read the usual way.
+        value = state[field.attname] if plain and field.attname in state else field.value_from_object(instance)
         if binary and value is not None:
             value = field.value_to_string(instance)  # base64, which BinaryField.to_python reads back
         values[field.attname] = value
-    return json.dumps(values, default=_plain, separators=(",", ":"))
+    return _encoder.encode(values)
 
 
 @lru_cache(maxsize=512)
 def _encoded_fields(
     model: type[models.Model], attnames: frozenset[str] | None
-) -> tuple[tuple[models.Field[Any, Any], bool], ...]:
-    # Which fields an encoded row carries is fixed per model: decided once, not per event.
+) -> tuple[tuple[models.Field[Any, Any], bool, bool], ...]:
+    # Which fields an encoded row carries, and how each is read, is fixed per model: decided
+    # once, not per event.
     pk_name = model._meta.pk.attname
     return tuple(
-        (field, isinstance(field, models.BinaryField))
+        (field, isinstance(field, models.BinaryField), plain_column(model, field.attname))
         for field in _concrete(model)
         if attnames is None or field.attname in attnames or field.attname == pk_name
     )

@@ -32,7 +32,7 @@ from .health import counters, health
 # and a task whatever its size, and the writer needs the GIL to produce: batches of one or two
 # messages made the sender's per-batch costs the larger part of a save. A lone save (the sender
 # idle) goes out at once: the runner is started by its wake-up, not after a wait.
-_GATHER = 0.001
+_GATHER = 0.003
 _GATHER_ENOUGH = 64
 # Most messages one pipelined batch carries: enough to amortise the round trips of a burst,
 # few enough that one batch cannot hold the loop for long.

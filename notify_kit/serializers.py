@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from rest_framework import serializers
 
-from . import hashids
+from . import hashids, representation
 from .live import is_live
 
 if TYPE_CHECKING:
@@ -31,9 +31,15 @@ def serialize(serializer_class: type, instance: Any) -> Any:
     cache = getattr(_serializers, "by_class", None)
     if cache is None:
         cache = _serializers.by_class = {}
-    serializer = cache.get(serializer_class)
-    if serializer is None:
-        serializer = cache[serializer_class] = serializer_class()
+    entry = cache.get(serializer_class)
+    if entry is None:
+        serializer = serializer_class()
+        entry = cache[serializer_class] = (serializer, representation.plan(serializer, HashidField))
+    serializer, steps = entry
+    if steps is not None and representation.applies(serializer):
+        data = representation.represent(steps, instance)
+        if data is not None:
+            return data
     return serializer.to_representation(instance)
 
 
