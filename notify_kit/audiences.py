@@ -74,8 +74,14 @@ def serializer_class(model: type[models.Model], serializer: Any) -> type:
     if serializer is None:
         return model.get_live_serializer_class()  # type: ignore[attr-defined, no-any-return]
     if isinstance(serializer, str):
-        return import_string(serializer)  # type: ignore[no-any-return]
+        return _imported(serializer)
     return serializer  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=256)
+def _imported(path: str) -> type:
+    # Once per dotted path, not once per write and audience.
+    return import_string(path)  # type: ignore[no-any-return]
 
 
 def payloads(

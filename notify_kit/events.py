@@ -93,8 +93,8 @@ class Views:
 class Event:
     """One object's change after commit: created, updated, deleted, or a change of who may see it."""
 
-    __slots__ = ("_message", "changed", "coalesced", "created", "data", "data_text", "deleted", "hashid", "ids",
-                 "label", "origin", "row", "views")  # fmt: skip
+    __slots__ = ("_message", "_shared", "changed", "coalesced", "created", "data", "data_text", "deleted", "hashid",
+                 "ids", "label", "origin", "row", "views")  # fmt: skip
 
     def __init__(
         self,
@@ -118,6 +118,9 @@ class Event:
         self.views, self.created, self.origin = views, created, origin
         self.ids = [new_id()]
         self._message: dict[str, Any] | None = None
+        # The message, once built, for this event and the copies made of it for other groups
+        # (one cell, shared until one of them folds in a newer event and builds its own).
+        self._shared: list[dict[str, Any] | None] = [None]
 
     @property
     def has_frame(self) -> bool:
@@ -141,21 +144,32 @@ class Event:
         if newer.origin != self.origin:
             self.origin = None
         self.ids.extend(newer.ids)
-        self._message = None
+        self._message, self._shared = None, [None]
         return True
 
     def copy(self) -> Event:
         """An independent copy (the sender folds into it for one receiver or group only)."""
-        twin = Event(self.label, self.hashid, deleted=self.deleted, data=self.data, changed=self.changed, row=self.row,
-                     views=self.views, created=self.created, origin=self.origin,
-                     data_text=self.data_text)  # fmt: skip
-        twin.coalesced, twin.ids, twin._message = self.coalesced, list(self.ids), self._message
+        twin = Event.__new__(Event)
+        twin.label, twin.hashid, twin.deleted, twin.data = self.label, self.hashid, self.deleted, self.data
+        twin.data_text, twin.changed, twin.row, twin.coalesced = (
+            self.data_text,
+            set(self.changed),
+            self.row,
+            self.coalesced,
+        )
+        twin.views, twin.created, twin.origin, twin.ids = self.views, self.created, self.origin, list(self.ids)
+        twin._message, twin._shared = self._message, self._shared
         return twin
 
     def to_message(self) -> dict[str, Any]:
         """The channel-layer message: built once, shared by the copies sent to other groups."""
+        if self._message is None and self._shared[0] is not None:
+            self._message = self._shared[0]  # a copy built it already: the same event, once
         if self._message is None:
-            message: dict[str, Any] = {"type": EVENT_TYPE, "model": self.label, "id": self.hashid, "event": self.ids}
+            # The ids as a list of the message's own: a later fold extends this event's list.
+            message: dict[str, Any] = {
+                "type": EVENT_TYPE, "model": self.label, "id": self.hashid, "event": list(self.ids)
+            }  # fmt: skip
             if self.has_frame:
                 message["text"] = self.render()
             if self.deleted:
@@ -169,7 +183,7 @@ class Event:
                 message["changed"] = sorted(self.changed)
                 if self.coalesced:
                     message["coalesced"] = self.coalesced
-            self._message = message
+            self._message = self._shared[0] = message
         return self._message
 
     def render(self) -> str:

@@ -123,7 +123,11 @@ class LiveModelMixin(models.Model):
         """The serializer class of ``data`` in ``updated`` events."""
         serializer = cls.live_serializer
         if isinstance(serializer, str):
-            return cast(type, import_string(serializer))
+            # Asked a few times per write: import_string (a module lookup and getattr) once per path.
+            found = _imported.get(serializer)
+            if found is None:
+                found = _imported[serializer] = cast(type, import_string(serializer))
+            return found
         if serializer is None:
             return _default_serializer(cls)
         return serializer
@@ -151,6 +155,8 @@ class LiveModelMixin(models.Model):
 
 
 _default_serializers: dict[type, type] = {}
+# Dotted paths of live serializers, imported once.
+_imported: dict[str, type] = {}
 
 
 def _default_serializer(model: type[LiveModelMixin]) -> type:
