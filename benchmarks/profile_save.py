@@ -120,7 +120,18 @@ def timed(stage: str, func: Any) -> Any:
 def stage_targets() -> list[tuple[str, Any, str]]:
     from benchapp.models import NotifyItem
 
-    from notify_kit import audiences, changes, events, hashids, notifications, receivers, rows, sender, trackers
+    from notify_kit import (
+        audiences,
+        changes,
+        events,
+        hashids,
+        notifications,
+        receivers,
+        representation,
+        rows,
+        sender,
+        trackers,
+    )
     from notify_kit.models import LiveModelMixin
 
     return [
@@ -135,7 +146,8 @@ def stage_targets() -> list[tuple[str, Any, str]]:
         ("commit callback: _Pending.__call__ (rest: group list)", changes._Pending, "__call__"),
         ("commit callback: _Pending.event (rest)", changes._Pending, "event"),
         ("committed-state check: rows.committed", rows, "committed"),
-        ("serializer: get_live_data (DRF to_representation)", LiveModelMixin, "get_live_data"),
+        ("serializer: get_live_data (rest: serializer cache, DRF's path if needed)", LiveModelMixin, "get_live_data"),
+        ("serializer: representation.represent (the fast path's values)", representation, "represent"),
         ("views: _Pending._views (rest)", changes._Pending, "_views"),
         ("views: audiences.audiences_of", audiences, "audiences_of"),
         ("views: audiences.filter_values", audiences, "filter_values"),
@@ -236,6 +248,21 @@ def measure(obj: Any, n: int, seq: list[int], notifying: bool) -> dict[str, floa
     return out
 
 
+class _BuiltInWriter:
+    """notifications as changes.py sees it, building each message in the writer and sending nothing:
+    notify_kit's own work per save without a sender thread to share the GIL with."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def send_many(self, items: list[tuple[str, Any]]) -> None:
+        for _group, message in items:
+            message.to_message()
+
+
 class _ObjectGroupOnly:
     """notifications as changes.py sees it, but sending only to an object's own group."""
 
@@ -255,7 +282,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from django.db import connection
     from django.db.models.signals import post_save
 
-    from notify_kit import changes, notifications, receivers
+    from notify_kit import changes, notifications, receivers, sender
 
     with connection.schema_editor() as editor:
         for model in (PlainItem, TrackedItem, NotifyItem):
@@ -279,6 +306,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             totals["NotifyItem, object group only"].append(measure(objs[NotifyItem], n, seq, True))
         finally:
             changes.notifications = notifications
+        changes.notifications = _BuiltInWriter(notifications)  # type: ignore[assignment]
+        try:
+            totals["NotifyItem, messages built in the writer, no sender thread"].append(
+                measure(objs[NotifyItem], n, seq, False)
+            )
+        finally:
+            changes.notifications = notifications
+    # How long the sender lets the next batch fill while saves keep coming (notify_kit.sender).
+    gather: dict[float, list[dict[str, float]]] = defaultdict(list)
+    default_gather = sender._GATHER
+    try:
+        for _ in range(args.rounds):
+            for wait in (0.0, 0.001, default_gather, 0.010):
+                sender._GATHER = wait
+                gather[wait].append(measure(objs[NotifyItem], n, seq, True))
+    finally:
+        sender._GATHER = default_gather
     stages: list[dict[str, Any]] = []
     for _ in range(args.rounds):
         undo = instrument()
@@ -295,7 +339,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     notifications.flush(60)
     sender_cpu = on_sender(time.thread_time) - cpu0
     on_sender(profiler.disable)
-    return {"totals": totals, "stages": stages, "sender_profile": profiler, "sender_cpu_profiled": sender_cpu}
+    return {
+        "totals": totals,
+        "gather": gather,
+        "default_gather": default_gather,
+        "stages": stages,
+        "sender_profile": profiler,
+        "sender_cpu_profiled": sender_cpu,
+    }
 
 
 # -- report -------------------------------------------------------------------------------------------
@@ -340,6 +391,20 @@ def report(data: dict[str, Any], args: argparse.Namespace) -> str:
             row += [f"{median([r['sender_us'] for r in runs]):.0f}", f"{median([r['total_cpu_us'] for r in runs]):.0f}"]
         else:
             row += ["-", f"{median([r['cpu_us'] for r in runs]):.0f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += [
+        "",
+        "### The sender's wait for company in a stream of saves (NotifyItem as shipped)",
+        "",
+        "| the sender lets the next batch fill for | writer CPU µs/save | wall µs/save | sender thread CPU µs/save "
+        "| writer + sender CPU µs/save |",
+        "|---|---|---|---|---|",
+    ]
+    for wait, runs in data["gather"].items():
+        label = f"{wait * 1000:g} ms" + (" (the default)" if wait == data["default_gather"] else "")
+        row = [label] + [
+            f"{median([r[k] for r in runs]):.0f}" for k in ("cpu_us", "wall_us", "sender_us", "total_cpu_us")
+        ]
         lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",

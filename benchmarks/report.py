@@ -420,6 +420,52 @@ def goals_table(results: dict) -> str:
     return md_table(["goal (issue 4)", "measured", "verdict"], [list(g) for g in goals(results)])
 
 
+def writer_goals(results: dict) -> list[tuple[str, str, str]]:
+    """(goal, measured, verdict) for each goal of issue 12 that this run measures."""
+
+    def verdict(ok: bool | None) -> str:
+        return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+    out = []
+    postgres = "PostgreSQL" in results["machine"].get("database", "")
+    want = 0.85 if postgres else 0.7
+    r = ratio(writer_rate(results, "notify_kit"), writer_rate(results, "plain"))
+    db = "PostgreSQL" if postgres else "SQLite"
+    out.append((f"writer ({db}): notify_kit >= {want:g}x plain save", fmt(r, ".2f", "x"), verdict(r and r >= want)))
+    runs = results["writer_cost"].get("notify_kit") or []
+    if runs:
+        frames, saves = sum(r["update_frames"] for r in runs), sum(r["expected_frames"] for r in runs)
+        share = frames / saves if saves else None
+        out.append(
+            (
+                "writer at full speed: >= 95% of updates reach the subscriber as their own frames",
+                f"{frames} of {saves} ({fmt(share and 100 * share, '.1f', '%')})",
+                verdict(share is not None and share >= 0.95),
+            )
+        )
+    if results.get("latency"):
+        low, top = min(results["size"]["latency_levels"]), max(results["size"]["latency_levels"])
+        nk50, bare50 = latency(results, "notify_kit", low, "p50"), latency(results, "bare", low, "p50")
+        call50 = latency(results, "notify_kit", low, "p50", "from_call")
+        bare_call50 = latency(results, "bare", low, "p50", "from_call")
+        out.append(
+            (
+                f"latency: p50 save() returned -> socket at {low} subscriber <= bare Channels'",
+                f"{ms(nk50)} ms vs {ms(bare50)} ms (from save() called: {ms(call50)} vs {ms(bare_call50)} ms)",
+                verdict(nk50 is not None and bare50 is not None and nk50 <= bare50),
+            )
+        )
+        r = ratio(latency(results, "notify_kit", top), latency(results, "bare", top))
+        out.append(
+            (f"latency: p99 at {top} subscribers <= 0.5x bare Channels'", fmt(r, ".2f", "x"), verdict(r and r <= 0.5))
+        )
+    return out
+
+
+def writer_goals_table(results: dict) -> str:
+    return md_table(["goal (issue 12)", "measured", "verdict"], [list(g) for g in writer_goals(results)])
+
+
 # -- plot -------------------------------------------------------------------------------------------------
 
 
