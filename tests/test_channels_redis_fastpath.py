@@ -34,8 +34,17 @@ async def test_a_full_receiver_is_owed_the_final_state(tiny_redis_capacity):
     # channels-redis' own group_send would drop every update here, the final state with them.
     async with Listener("notify_kit.testapp.note.full") as listener:
         await listener.fill(2)  # the receiver's process queue is full before the first update
+        deferred = notifications.stats()["deferred"]
         for index in range(1, 11):
             await asyncio.to_thread(notifications.send, listener.group, note_event(index))
+        # Nobody reads until the first delivery has been refused and owed (the sender's first
+        # batch may still be on its way, behind a new connection to Redis).
+        for _ in range(500):
+            if notifications.stats()["deferred"] > deferred:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the update was not refused and owed within 5 s")
 
         # A flush (an exiting writer) waits while the receiver takes what it is owed.
         def flush_then_look():
